@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): thin routers over :mod:`rescity.service`."""

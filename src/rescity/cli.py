@@ -1,0 +1,233 @@
+"""The ``rescity`` command: thin over :mod:`rescity.service`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rescity.io.errors import FormatError
+from rescity.model import NetworkType
+
+app = typer.Typer(help="ResCity: a safety-resilient city platform (安全韧性城市).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+import_app = typer.Typer(help="Import a network or jurisdictions from a file.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+console = Console(stderr=True)
+out = Console()
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RESCITY_DATABASE_URL or ./.rescity/rescity.db).")]
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[Any]:
+    from rescity.store import Store
+
+    s = Store.open(db)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Errors a user can fix (a bad file, an unknown name) become one clear line and exit 2."""
+    try:
+        yield
+    except (FormatError, ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        console.print(f"[red]error:[/red] {msg}")
+        raise typer.Exit(2) from None
+
+
+def _steps(total: int) -> tuple[Progress, Any]:
+    prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console)
+    return prog, prog.add_task("building", total=total)
+
+
+def _print_info(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    t = Table(title=f"{summary.get('city') or 'city'}: lifelines")
+    for col in ("network type", "networks", "nodes", "links"):
+        t.add_column(col)
+    for typ, c in sorted(summary["networks"].items()):
+        t.add_row(f"{typ} {NetworkType(typ).label_zh}", str(c["networks"]), str(c["nodes"]), str(c["links"]))
+    out.print(t)
+    for key in ("sensors", "jurisdictions", "interdependencies", "facilities"):
+        items = ", ".join(f"{k} {v}" for k, v in sorted(summary[key].items()))
+        out.print(f"[bold]{key}[/bold] ({sum(summary[key].values())}): {items}")
+    out.print(f"[bold]assets[/bold]: {summary['assets']}")
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build and run the main job, print a summary, do not serve.")] = False,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    db: DbOption = None,
+) -> None:
+    """Build the demo city into the embedded store, run the main job and serve the dashboard."""
+    from rescity.service import twin
+
+    t0 = time.perf_counter()
+    with _errors(), _store(db) as store:
+        prog, task = _steps(11)
+        with prog:
+            def step(msg: str) -> None:
+                prog.update(task, description=msg, advance=1)
+
+            twin.build_demo(store, step)
+            prog.update(task, description="demo city built", completed=11)
+        summary = twin.info(store)
+        url = store.url
+    _print_info(summary, as_json=False)
+    console.print(f"built in {time.perf_counter() - t0:.1f} s into {url}")
+    if no_serve:
+        return
+    _serve(host, port, db)
+
+
+@app.command()
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False, db: DbOption = None) -> None:
+    """Counts per network type, sensors, jurisdictions, interdependencies and facilities."""
+    from rescity.service import twin
+
+    with _errors(), _store(db) as store:
+        _print_info(twin.info(store), as_json)
+
+
+def _anchor(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lon, lat = (float(v) for v in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected LON,LAT (e.g. 24.94,60.17), got {value!r}") from None
+    return (lon, lat)
+
+
+def _import(kind: str, file: Path, name: str | None, crs: str | None, anchor: str | None,
+            origin: str | None, unit_m: float, scale: float, rotate: float, replace: bool,
+            db: str | None, network_type: NetworkType | None = None) -> None:
+    from rescity.service import twin
+
+    placement = twin.make_placement(crs, _anchor(anchor), origin=_anchor(origin) or (0.0, 0.0),
+                                     unit_m=unit_m, scale=scale, rotation_deg=rotate)
+    with _errors(), _store(db) as store:
+        nets = twin.import_networks(store, kind, file, name=name, placement=placement,
+                                    replace=replace, network_type=network_type)
+    for net in nets:
+        out.print(f"imported {net.type.value} network [bold]{net.name}[/bold]: "
+                  f"{len(net.nodes)} nodes, {len(net.links)} links")
+
+
+NameOpt = Annotated[str | None, typer.Option("--name", help="Network name (default: from the file).")]
+CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the file's coordinates, e.g. EPSG:32650.")]
+AnchorOpt = Annotated[str | None, typer.Option("--anchor", help="LON,LAT where the local origin is placed.")]
+OriginOpt = Annotated[str | None, typer.Option("--origin", help="X,Y of the local point placed at the anchor (default 0,0).")]
+UnitOpt = Annotated[float, typer.Option("--unit-m", help="Metres per local coordinate unit.")]
+ScaleOpt = Annotated[float, typer.Option("--scale", help="Uniform scale applied when placing.")]
+RotOpt = Annotated[float, typer.Option("--rotate", help="Counter-clockwise rotation in degrees when placing.")]
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace a network of the same name.")]
+
+
+@import_app.command("water")
+def import_water(file: Path, name: NameOpt = None, crs: CrsOpt = None, anchor: AnchorOpt = None,
+                 origin: OriginOpt = None, unit_m: UnitOpt = 1.0, scale: ScaleOpt = 1.0,
+                 rotate: RotOpt = 0.0, replace: ReplaceOpt = False, db: DbOption = None) -> None:
+    """An EPANET INP water network."""
+    _import("water", file, name, crs, anchor, origin, unit_m, scale, rotate, replace, db)
+
+
+@import_app.command("drainage")
+def import_drainage(file: Path, name: NameOpt = None, crs: CrsOpt = None, anchor: AnchorOpt = None,
+                    origin: OriginOpt = None, unit_m: UnitOpt = 1.0, scale: ScaleOpt = 1.0,
+                    rotate: RotOpt = 0.0, replace: ReplaceOpt = False, db: DbOption = None) -> None:
+    """A SWMM INP drainage network."""
+    _import("drainage", file, name, crs, anchor, origin, unit_m, scale, rotate, replace, db)
+
+
+@import_app.command("power")
+def import_power(file: Path, name: NameOpt = None, crs: CrsOpt = None, anchor: AnchorOpt = None,
+                 origin: OriginOpt = None, unit_m: UnitOpt = 1.0, scale: ScaleOpt = 1.0,
+                 rotate: RotOpt = 0.0, replace: ReplaceOpt = False, db: DbOption = None) -> None:
+    """A pandapower JSON power network."""
+    _import("power", file, name, crs, anchor, origin, unit_m, scale, rotate, replace, db)
+
+
+@import_app.command("roads")
+def import_roads(file: Path, name: NameOpt = None, replace: ReplaceOpt = False, db: DbOption = None) -> None:
+    """An OSM PBF extract: the driving network (and its bridges)."""
+    _import("roads", file, name, None, None, None, 1.0, 1.0, 0.0, replace, db)
+
+
+@import_app.command("geo")
+def import_geo(
+    file: Path,
+    name: NameOpt = None,
+    network_type: Annotated[NetworkType | None, typer.Option("--type", help="Network type if the file does not say.")] = None,
+    jurisdictions: Annotated[bool, typer.Option("--jurisdictions", help="The file holds districts/streets/grid cells.")] = False,
+    crs: CrsOpt = None,
+    replace: ReplaceOpt = False,
+    db: DbOption = None,
+) -> None:
+    """A GeoJSON or GeoPackage network, or jurisdictions with --jurisdictions."""
+    if jurisdictions:
+        from rescity.service import twin
+
+        with _errors(), _store(db) as store:
+            n = twin.import_jurisdictions(store, file, crs=crs)
+        out.print(f"imported {n} jurisdictions")
+        return
+    _import("geo", file, name, crs, None, None, 1.0, 1.0, 0.0, replace, db, network_type)
+
+
+@app.command()
+def export(network: str, file: Path, db: DbOption = None) -> None:
+    """Export a stored network; the format follows the suffix (.inp, .json, .geojson, .gpkg)."""
+    from rescity.service import twin
+
+    with _errors(), _store(db) as store:
+        twin.export_network(store, network, file)
+    out.print(f"wrote {file}")
+
+
+def _serve(host: str, port: int, db: str | None) -> None:
+    import uvicorn
+
+    from rescity.api.app import create_app
+
+    console.print(f"serving the dashboard on http://{host}:{port} (Ctrl+C to stop)")
+    uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    db: DbOption = None,
+) -> None:
+    """Serve the API and the dashboard."""
+    _serve(host, port, db)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
