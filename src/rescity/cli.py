@@ -42,9 +42,11 @@ def _store(db: str | None) -> Iterator[Any]:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Errors a user can fix (a bad file, an unknown name) become one clear line and exit 2."""
+    from rescity.store import StoreError
+
     try:
         yield
-    except (FormatError, ValueError, KeyError, FileNotFoundError) as e:
+    except (FormatError, StoreError, ValueError, KeyError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         console.print(f"[red]error:[/red] {msg}")
         raise typer.Exit(2) from None

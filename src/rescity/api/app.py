@@ -24,7 +24,7 @@ def _feature(uid: str, geom: Any, props: dict[str, Any]) -> dict[str, Any]:
 
 def create_app(db: str | None = None) -> FastAPI:
     """The application over the store at ``db`` (default: the embedded SQLite file)."""
-    from rescity.store import Store
+    from rescity.store import NotFoundError, Store
 
     store = Store.open(db)
     app = FastAPI(title="ResCity", version="0.1.0",
@@ -38,19 +38,15 @@ def create_app(db: str | None = None) -> FastAPI:
     @app.get("/api/networks")
     def networks() -> list[dict[str, Any]]:
         """The stored networks with their types and sizes."""
-        out = []
-        for name in store.network_names():
-            net = store.get_network(name)
-            out.append({"name": name, "type": net.type.value, "nodes": len(net.nodes),
-                        "links": len(net.links)})
-        return out
+        return store.network_summaries()
 
     @app.get("/api/networks/{name}/geojson")
     def network_geojson(name: str) -> dict[str, Any]:
         """One network as a GeoJSON FeatureCollection (WGS84)."""
-        if name not in store.network_names():
-            raise HTTPException(404, f"no network named {name!r}")
-        net = store.get_network(name)
+        try:
+            net = store.get_network(name)
+        except NotFoundError:
+            raise HTTPException(404, f"no network named {name!r}") from None
         feats = [_feature(net.uid(n.id), n.geometry, {"role": "node", "id": n.id, "kind": n.kind})
                  for n in net.nodes.values()]
         feats += [_feature(net.uid(lk.id), lk.geometry,
@@ -62,11 +58,10 @@ def create_app(db: str | None = None) -> FastAPI:
     @app.get("/api/jurisdictions/geojson")
     def jurisdictions(level: JurisdictionLevel = Query(JurisdictionLevel.DISTRICT)) -> dict[str, Any]:
         """Districts, streets or grid cells as GeoJSON, with names and residents."""
-        city = store.load_city()
         feats = [_feature(j.code, j.geometry, {"code": j.code, "name": j.name, "name_zh": j.name_zh,
                                                "level": j.level.value, "parent": j.parent,
                                                "population": j.population})
-                 for j in city.jurisdictions.values() if j.level == level]
+                 for j in store.get_jurisdictions(level)]
         return {"type": "FeatureCollection", "features": feats}
 
     @app.get("/", include_in_schema=False)

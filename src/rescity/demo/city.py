@@ -227,8 +227,8 @@ def _gas_network(roads: Network, crs: str, spec: DemoSpec) -> Network:
 def _utility_tunnel(roads: Network, crs: str, spec: DemoSpec) -> Network:
     """A utility tunnel (综合管廊, synthetic) under the longest main-street corridor.
 
-    The corridor is the longest of the shortest paths between the ends of the
-    primary/secondary street graph; access shafts every ``section_m`` metres, tunnel
+    The corridor is (approximately, by a double Dijkstra sweep) the longest shortest
+    path through the primary/secondary street graph; access shafts every ``section_m`` metres, tunnel
     sections between them with power, water and gas cabins.
     """
     g = nx.Graph()
@@ -240,9 +240,14 @@ def _utility_tunnel(roads: Network, crs: str, spec: DemoSpec) -> Network:
     if g.number_of_edges() == 0:
         return tunnel
     comp = g.subgraph(max(nx.connected_components(g), key=len))
-    lengths = dict(nx.all_pairs_dijkstra_path_length(comp, weight="weight"))
-    a, b = max(((u, v) for u in lengths for v in lengths[u]), key=lambda p: lengths[p[0]][p[1]])
-    path = nx.dijkstra_path(comp, a, b, weight="weight")
+    # double sweep: the farthest node from any node, then the farthest from that one
+    # (the classic approximation of the longest shortest path)
+    start = min(comp.nodes)
+    dist = nx.single_source_dijkstra_path_length(comp, start, weight="weight")
+    a = max(dist, key=lambda n: (dist[n], n))
+    dist, paths = nx.single_source_dijkstra(comp, a, weight="weight")
+    b = max(dist, key=lambda n: (dist[n], n))
+    path = paths[b]
     coords: list[tuple[float, float]] = [roads.nodes[path[0]].lonlat]
     for u, v in zip(path[:-1], path[1:], strict=True):
         seg = list(comp.edges[u, v]["geom"].coords)

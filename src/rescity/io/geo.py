@@ -5,7 +5,8 @@ Network schema (one feature per element)
 Every feature carries the properties
 
 * ``role``: ``"node"`` or ``"link"`` (in a GeoPackage the layer says it: ``nodes``/``links``),
-* ``id``: the element id (a string; an integer is read as its decimal string),
+* ``id``: the element id (a string; an integer is read as its decimal string); the
+  feature-level ``id`` of RFC 7946 is used when the properties have none,
 * ``kind``: what the element is (``junction``, ``pipe``, ``bus``, ``road``, ...),
 * links only: ``from`` and ``to``, the ids of the end nodes,
 * optional ``name``.
@@ -87,7 +88,6 @@ from rescity.model import (
     NetworkType,
     Node,
     Placement,
-    UnknownUnitError,
     si_unit,
     to_si,
 )
@@ -146,6 +146,8 @@ def property_key(key: str) -> tuple[str, str | None]:
     if m is None:
         return key, None
     unit = m.group("unit").strip()
+    if not m.group("name"):
+        raise ValueError(f"a unit needs a property name before it, found {key!r}")
     suffix = re.sub(r"[^0-9a-z]+", "", si_unit(unit).lower().replace("%", "pct"))
     return f"{m.group('name')}_{suffix}", unit
 
@@ -180,14 +182,8 @@ def _split_properties(
             continue
         try:
             name, unit = property_key(key)
-        except UnknownUnitError as e:
+        except ValueError as e:  # UnknownUnitError included
             raise FormatError(path, str(e), feature=label, field=key) from None
-        if not name or name.startswith("_") and unit is not None and not name.strip("_"):
-            raise FormatError(path, "a unit needs a property name before it", feature=label, field=key)
-        if name in reserved:
-            raise FormatError(
-                path, f"property becomes the reserved field {name!r}", feature=label, field=key
-            )
         if name in origin:
             raise FormatError(
                 path,
@@ -218,17 +214,21 @@ def _element_id(path: Path, label: int | str, value: Any, field: str) -> str:
     if isinstance(value, bool) or value is None:
         raise FormatError(
             path,
-            f"missing required property {field!r}" if value is None else
-            f"expected a string or integer id, found {value!r}",
+            f"missing required property {field!r}"
+            if value is None
+            else f"expected a string or integer id, found {value!r}",
             feature=label,
             field=field,
         )
-    if _is_number(value) and float(value).is_integer():
+    if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, str) and value.strip():
         return value
     raise FormatError(
-        path, f"expected a non-empty string or integer id, found {value!r}", feature=label, field=field
+        path,
+        f"expected a non-empty string or integer id, found {value!r}",
+        feature=label,
+        field=field,
     )
 
 
@@ -342,7 +342,7 @@ def _check_geometry(
     path: Path,
     label: int | str,
     geom: BaseGeometry | None,
-    allowed: tuple[type, ...],
+    allowed: tuple[type[BaseGeometry], ...],
     what: str,
     allow_zero_length: bool = False,
 ) -> BaseGeometry:
@@ -351,14 +351,18 @@ def _check_geometry(
     if not isinstance(geom, allowed):
         names = " or ".join(t.__name__ for t in allowed)
         raise FormatError(
-            path, f"a {what} needs a {names} geometry, found {geom.geom_type}", feature=label,
+            path,
+            f"a {what} needs a {names} geometry, found {geom.geom_type}",
+            feature=label,
             field="geometry",
         )
     if geom.is_empty:
         raise FormatError(path, "empty geometry", feature=label, field="geometry")
     xy = shapely.get_coordinates(geom)
     if not np.all(np.isfinite(xy)):
-        raise FormatError(path, "geometry has non-finite coordinates", feature=label, field="geometry")
+        raise FormatError(
+            path, "geometry has non-finite coordinates", feature=label, field="geometry"
+        )
     if not geom.is_valid and not (allow_zero_length and _is_zero_length_line(geom)):
         raise FormatError(
             path, f"invalid geometry: {explain_validity(geom)}", feature=label, field="geometry"
@@ -431,7 +435,7 @@ def _to_wgs84(
         return feats
     geoms = np.array([g for _, _, g in feats], dtype=object)
     if src is None:
-        for (i, _, g), label in zip(feats, labels, strict=True):
+        for (_, _, g), label in zip(feats, labels, strict=True):
             if not looks_like_lonlat(shapely.get_coordinates(g)):
                 raise FormatError(path, NO_CRS_MESSAGE, feature=label, field="geometry")
         if require_crs:
@@ -477,7 +481,9 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise FormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+        raise FormatError(
+            path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno
+        ) from None
     except (ValueError, RecursionError) as e:
         raise FormatError(path, f"invalid JSON: {e}") from None
 
@@ -503,8 +509,13 @@ def _geojson_features(path: Path) -> tuple[dict[str, Any], list[_Feature], list[
             props = {}
         if not isinstance(props, dict):
             raise FormatError(
-                path, f"properties must be an object, found {props!r}", feature=i, field="properties"
+                path,
+                f"properties must be an object, found {props!r}",
+                feature=i,
+                field="properties",
             )
+        if "id" not in props and "code" not in props and f.get("id") is not None:
+            props = {**props, "id": f["id"]}  # RFC 7946 feature-level id
         ident = props.get("id", props.get("code"))
         label = _label(i, ident)
         g = f.get("geometry")
@@ -513,7 +524,9 @@ def _geojson_features(path: Path) -> tuple[dict[str, Any], list[_Feature], list[
         try:
             geom = _geometry_from_geojson(g)
         except (ValueError, TypeError, shapely.errors.GEOSException) as e:
-            raise FormatError(path, f"invalid geometry: {e}", feature=label, field="geometry") from None
+            raise FormatError(
+                path, f"invalid geometry: {e}", feature=label, field="geometry"
+            ) from None
         feats.append((i, props, geom))
         labels.append(label)
     return doc, feats, labels
@@ -542,7 +555,9 @@ def _network_meta(
     if name is None:
         name = meta.get(NETWORK_MEMBER)
         if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise FormatError(path, f"expected a network name, found {name!r}", field=NETWORK_MEMBER)
+            raise FormatError(
+                path, f"expected a network name, found {name!r}", field=NETWORK_MEMBER
+            )
         name = name or path.stem
     if network_type is None:
         value = meta.get(NETWORK_TYPE_MEMBER)
@@ -598,7 +613,7 @@ def _build_network(
         source_format=source_format,
         attrs=attrs,
     )
-    pending: list[tuple[int | str, Link]] = []
+    pending: dict[str, tuple[int | str, Link]] = {}
     for (_, props, geom), label in zip(feats, labels, strict=True):
         core, el_attrs = _split_properties(path, label, props, _NETWORK_FIELDS)
         role = core.get("role")
@@ -620,15 +635,11 @@ def _build_network(
             geom = _check_geometry(path, label, geom, (LineString,), "link", allow_zero_length=True)
             start = _element_id(path, label, core.get("from"), "from")
             end = _element_id(path, label, core.get("to"), "to")
-            if any(eid == other.id for _, other in pending):
+            if eid in pending:
                 raise FormatError(path, f"duplicate link id {eid!r}", feature=label, field="id")
             assert isinstance(geom, LineString)
-            pending.append((label, Link(eid, kind, start, end, geom, el_attrs, el_name)))
-    seen: set[str] = set()
-    for label, link in pending:
-        if link.id in seen:  # pragma: no cover - caught above, kept as a guard
-            raise FormatError(path, f"duplicate link id {link.id!r}", feature=label, field="id")
-        seen.add(link.id)
+            pending[eid] = (label, Link(eid, kind, start, end, geom, el_attrs, el_name))
+    for label, link in pending.values():
         for field, end in (("from", link.start), ("to", link.end)):
             if end not in net.nodes:
                 raise FormatError(
@@ -711,7 +722,9 @@ def _link_props(link: Link) -> dict[str, Any]:
 
 def _check_network_writable(network: Network) -> None:
     for e in network.elements():
-        _check_writable_attrs(f"network {network.name!r} element {e.id!r}", e.attrs, _NETWORK_FIELDS)
+        _check_writable_attrs(
+            f"network {network.name!r} element {e.id!r}", e.attrs, _NETWORK_FIELDS
+        )
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -801,14 +814,18 @@ def _read_gpkg_layer(
     feats: list[_Feature] = []
     labels: list[int | str] = []
     geoms = df.geometry.values
-    for pos, (fid, row) in enumerate(df[columns].iterrows()):
+    records = df[columns].to_dict("records")
+    for pos, (fid, row) in enumerate(zip(df.index, records, strict=True)):
         props: dict[str, Any] = {}
         for c in columns:
             try:
                 props[c] = _ogr_value(row[c], types.get(c, ""), subtypes.get(c, ""), c in json_cols)
             except json.JSONDecodeError:
                 raise FormatError(
-                    path, "invalid JSON text in a JSON column", section=layer, feature=int(fid),
+                    path,
+                    "invalid JSON text in a JSON column",
+                    section=layer,
+                    feature=int(fid),
                     field=c,
                 ) from None
         if role is not None:
@@ -825,12 +842,17 @@ def _read_gpkg_layer(
         label = _label(int(fid), props.get("id", props.get("code")))
         geom = geoms[pos]
         if geom is None or (isinstance(geom, float) and math.isnan(geom)):
-            raise FormatError(path, "missing geometry", section=layer, feature=label, field="geometry")
+            raise FormatError(
+                path, "missing geometry", section=layer, feature=label, field="geometry"
+            )
         feats.append((int(fid), props, geom))
         labels.append(f"{label} in layer {layer!r}" if isinstance(label, str) else label)
-    src = crs if crs is not None else (
-        _normalise_crs(info["crs"]) if info.get("crs") else None
-    )
+    src = crs
+    if src is None and info.get("crs"):
+        try:
+            src = _normalise_crs(info["crs"])
+        except CRSError as e:
+            raise FormatError(path, f"unknown CRS {info['crs']!r}: {e}", section=layer) from None
     return feats, labels, src, dict(info.get("dataset_metadata") or {})
 
 
@@ -879,7 +901,9 @@ def read_gpkg_network(
                 raise FormatError(path, f"metadata {key!r} is not JSON", field=key) from None
         else:
             decoded[member] = raw
-    net_name, ntype, placement, attrs = _network_meta(path, decoded, name, network_type, "GeoPackage")
+    net_name, ntype, placement, attrs = _network_meta(
+        path, decoded, name, network_type, "GeoPackage"
+    )
     return _build_network(
         path,
         feats,
@@ -918,6 +942,7 @@ def _write_gpkg_layer(
     geoms: list[BaseGeometry],
     fixed: Sequence[str],
     dataset_metadata: dict[str, str] | None,
+    empty_type: str = "Point",
 ) -> None:
     import geopandas as gpd
     import pyogrio
@@ -936,7 +961,7 @@ def _write_gpkg_layer(
             json_cols.append(k)
     gdf = gpd.GeoDataFrame(data, geometry=list(geoms), crs=WGS84)
     types = {g.geom_type for g in geoms}
-    gtype = types.pop() if len(types) == 1 else ("Point" if not geoms else "Unknown")
+    gtype = types.pop() if len(types) == 1 else (empty_type if not geoms else "Unknown")
     kwargs: dict[str, Any] = {}
     if dataset_metadata:
         kwargs["dataset_metadata"] = dataset_metadata
@@ -975,9 +1000,17 @@ def write_gpkg_network(network: Network, path: str | Path) -> Path:
     links = list(network.links.values())
     node_rows = [{k: v for k, v in _node_props(n).items() if k != "role"} for n in nodes]
     link_rows = [{k: v for k, v in _link_props(lk).items() if k != "role"} for lk in links]
-    _write_gpkg_layer(path, "nodes", node_rows, [n.geometry for n in nodes], ("id", "kind", "name"), meta)
     _write_gpkg_layer(
-        path, "links", link_rows, [lk.geometry for lk in links], ("id", "kind", "name", "from", "to"), None
+        path, "nodes", node_rows, [n.geometry for n in nodes], ("id", "kind", "name"), meta
+    )
+    _write_gpkg_layer(
+        path,
+        "links",
+        link_rows,
+        [lk.geometry for lk in links],
+        ("id", "kind", "name", "from", "to"),
+        None,
+        "LineString",
     )
     return path
 
@@ -994,7 +1027,9 @@ def _build_jurisdictions(
         name = _required_str(path, label, core, "name")
         level_raw = core.get("level")
         if level_raw is None:
-            raise FormatError(path, "missing required property 'level'", feature=label, field="level")
+            raise FormatError(
+                path, "missing required property 'level'", feature=label, field="level"
+            )
         try:
             level = JurisdictionLevel(level_raw)
         except ValueError:
@@ -1010,9 +1045,12 @@ def _build_jurisdictions(
         pop_raw = core.get("population", 0)
         if pop_raw is None:
             pop_raw = 0
-        if not _is_number(pop_raw) or not math.isfinite(float(pop_raw)) or not float(
-            pop_raw
-        ).is_integer() or float(pop_raw) < 0:
+        if (
+            not _is_number(pop_raw)
+            or not math.isfinite(float(pop_raw))
+            or not float(pop_raw).is_integer()
+            or float(pop_raw) < 0
+        ):
             raise FormatError(
                 path,
                 f"expected a whole number of persons >= 0, found {pop_raw!r}",
@@ -1022,7 +1060,9 @@ def _build_jurisdictions(
         name_zh = _optional_str(path, label, core, "name_zh")
         geom = _check_geometry(path, label, geom, _AREA_GEOMS, "jurisdiction")
         if code in seen:
-            raise FormatError(path, f"duplicate jurisdiction code {code!r}", feature=label, field="code")
+            raise FormatError(
+                path, f"duplicate jurisdiction code {code!r}", feature=label, field="code"
+            )
         seen.add(code)
         out.append(
             Jurisdiction(
@@ -1112,6 +1152,7 @@ def write_jurisdictions(js: Iterable[Jurisdiction], path: str | Path) -> Path:
             [j.geometry for j in js],
             ("code", "name", "name_zh", "level", "parent", "population"),
             None,
+            "Polygon",
         )
         return path
     doc = {

@@ -11,7 +11,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .enums import DependencyKind, FacilityKind, JurisdictionLevel
 from .geo import utm_crs_for
-from .network import Link, Network, Node, split_uid
+from .network import UID_SEP, Link, Network, Node, split_uid
 from .units import QUANTITIES
 
 
@@ -126,6 +126,11 @@ class City:
 
     # -- building -----------------------------------------------------------------
     def add_network(self, net: Network) -> Network:
+        if UID_SEP in net.name or net.name == "facility" or not net.name:
+            raise ModelError(
+                f"network name {net.name!r} is not allowed: it must be non-empty, contain no "
+                f"{UID_SEP!r} and not be 'facility' (names are the first part of asset uids)"
+            )
         if net.name in self.networks:
             raise ModelError(f"city {self.name!r} already has a network named {net.name!r}")
         self.networks[net.name] = net

@@ -25,6 +25,7 @@ from .enums import NetworkType
 from .geo import Placement
 
 UID_SEP = ":"
+LINK_PREFIX = "link:"
 
 
 def asset_uid(network: str, element_id: str) -> str:
@@ -72,6 +73,12 @@ class Link:
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
 
+    @property
+    def file_id(self) -> str:
+        """The link's id in its source file (differs from ``id`` only when the file's
+        link id equals a node id; see :meth:`Network.link_id_for`)."""
+        return str(self.attrs.get("file_id", self.id))
+
 
 class NetworkError(ValueError):
     """An inconsistent network (a link to a missing node, a duplicate id)."""
@@ -93,12 +100,19 @@ class Network:
     def add_node(self, node: Node) -> Node:
         if node.id in self.nodes:
             raise NetworkError(f"network {self.name!r}: duplicate node id {node.id!r}")
+        if node.id in self.links:
+            raise NetworkError(f"network {self.name!r}: node id {node.id!r} is already a link id")
         self.nodes[node.id] = node
         return node
 
     def add_link(self, link: Link) -> Link:
         if link.id in self.links:
             raise NetworkError(f"network {self.name!r}: duplicate link id {link.id!r}")
+        if link.id in self.nodes:
+            raise NetworkError(
+                f"network {self.name!r}: link id {link.id!r} is already a node id "
+                "(use Network.link_id_for to name the link)"
+            )
         for end in (link.start, link.end):
             if end not in self.nodes:
                 raise NetworkError(
@@ -106,6 +120,30 @@ class Network:
                 )
         self.links[link.id] = link
         return link
+
+    def link_id_for(self, file_id: str) -> str:
+        """The twin id of a link whose id in its file is ``file_id``.
+
+        Nodes and links share one namespace in a network (asset uids are
+        ``<network>:<id>``), while EPANET and SWMM keep them apart: a link named like a
+        node (Net3's pipe ``10`` and junction ``10``) becomes ``link:10``, and the reader
+        keeps ``attrs["file_id"]`` so the writer restores the file's name.
+        """
+        return file_id if file_id not in self.nodes else f"{LINK_PREFIX}{file_id}"
+
+    def with_file_ids(self) -> Network:
+        """A shallow copy whose links are keyed and named by their file ids (for writers).
+
+        The copy is not checked for the shared namespace; use it only to write a file.
+        """
+        links = {}
+        for link in self.links.values():
+            fid = link.file_id
+            attrs = {k: v for k, v in link.attrs.items() if k != "file_id"}
+            links[fid] = Link(fid, link.kind, link.start, link.end, link.geometry, attrs, link.name)
+        return Network(name=self.name, type=self.type, nodes=self.nodes, links=links,
+                       placement=self.placement, source_format=self.source_format,
+                       native=self.native, attrs=self.attrs)
 
     def uid(self, element_id: str) -> str:
         return asset_uid(self.name, element_id)

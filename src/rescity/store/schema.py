@@ -269,7 +269,7 @@ class NetworkRow(Base):
     type: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     source_format: Mapped[str | None] = mapped_column(sa.String(64))
     placement: Mapped[Any] = mapped_column(JsonBlob, nullable=False)
-    native: Mapped[Any] = mapped_column(JsonBlob)
+    native: Mapped[Any] = mapped_column(JsonBlob, nullable=True)
     attrs: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
 
 
@@ -327,9 +327,7 @@ class InterdependencyRow(Base):
 
     __tablename__ = "interdependency"
     __table_args__ = (
-        sa.UniqueConstraint(
-            "dependent_uid", "supporting_uid", "kind", name="uq_interdependency"
-        ),
+        sa.UniqueConstraint("dependent_uid", "supporting_uid", "kind", name="uq_interdependency"),
         sa.Index("ix_interdependency_supporting_uid", "supporting_uid"),
     )
 
@@ -371,3 +369,27 @@ sensor_table: sa.Table = SensorRow.__table__  # type: ignore[assignment]
 
 metadata = Base.metadata
 """All tables of the city store (the target of the migrations)."""
+
+FOREIGN_TABLES = frozenset({"spatial_ref_sys", "topology", "layer", "alembic_version"})
+"""Tables in the database that this metadata does not describe (PostGIS', Alembic's)."""
+
+
+def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
+    """``include_name``/``include_object`` options for Alembic autogenerate on a backend.
+
+    They hide the tables of PostGIS and Alembic, and the indexes that exist on one backend
+    only (declared with ``ddl_if(dialect=...)``: GiST on PostgreSQL, bbox on SQLite).
+    """
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        return not (type_ == "table" and name in FOREIGN_TABLES)
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        cond = getattr(obj, "_ddl_if", None)
+        if type_ == "index" and not reflected and cond is not None and cond.dialect:
+            return bool(cond.dialect == dialect_name)
+        return True
+
+    return {"include_name": include_name, "include_object": include_object}
