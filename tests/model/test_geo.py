@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shapely.geometry import LineString, Point
 
 from rescity.model import Placement, project, unproject, utm_crs_for
 from rescity.model.geo import looks_like_lonlat
-from shapely.geometry import LineString, Point
 
 HELSINKI = (24.9443, 60.1716)
 

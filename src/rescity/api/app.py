@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -56,7 +56,7 @@ def create_app(db: str | None = None) -> FastAPI:
                 "rescity:network_type": net.type.value, "features": feats}
 
     @app.get("/api/jurisdictions/geojson")
-    def jurisdictions(level: JurisdictionLevel = Query(JurisdictionLevel.DISTRICT)) -> dict[str, Any]:
+    def jurisdictions(level: JurisdictionLevel = JurisdictionLevel.DISTRICT) -> dict[str, Any]:
         """Districts, streets or grid cells as GeoJSON, with names and residents."""
         feats = [_feature(j.code, j.geometry, {"code": j.code, "name": j.name, "name_zh": j.name_zh,
                                                "level": j.level.value, "parent": j.parent,
