@@ -229,7 +229,7 @@ def _sums(df: pd.DataFrame, column: str) -> dict[int, float]:
     d = df[df["in_service"].astype(bool)] if "in_service" in df else df
     scaling = d["scaling"].astype(float) if "scaling" in d else 1.0
     values = (d[column].astype(float) * scaling).groupby(d["bus"]).sum()
-    return {int(b): float(v) for b, v in values.items()}
+    return {int(b): float(v) for b, v in values.items()}  # type: ignore[call-overload]
 
 
 def _first(df: pd.DataFrame, column: str) -> dict[int, float]:

@@ -65,7 +65,7 @@ class PostgisGeometry(Geometry):
     def __init__(self) -> None:
         super().__init__(geometry_type="GEOMETRY", srid=SRID, spatial_index=False)
 
-    def get_col_spec(self) -> str:
+    def get_col_spec(self, **kw: Any) -> str:
         return "geometry"
 
 

@@ -551,6 +551,7 @@ class Store:
                 "attrs": net.attrs or {},
             },
         )
+        assert result.inserted_primary_key is not None
         network_id = result.inserted_primary_key[0]
         nodes = list(net.nodes.values())
         links = list(net.links.values())
@@ -615,7 +616,7 @@ class Store:
             aq = aq.where(A.c.network_id == nrows[0]["id"])
         else:
             aq = aq.where(A.c.network_id.is_not(None))
-        arows = conn.execute(aq).all()
+        arows: Any = conn.execute(aq).all()
         geoms = decode_geometries([r.wkb for r in arows])
         for r, g in zip(arows, geoms, strict=True):
             net = nets[r.network_id]
@@ -1089,7 +1090,7 @@ class Store:
         q = sa.select(A.c.uid, self._wkb(A.c.geom)).where(
             A.c.maxx >= minx, A.c.minx <= maxx, A.c.maxy >= miny, A.c.miny <= maxy, *conds
         )
-        rows = conn.execute(q).all()
+        rows = list(conn.execute(q).tuples())
         dist = _utm_distances(lon, lat, decode_geometries([r[1] for r in rows]))
         keep = dist <= radius_m
         return [r[0] for r, kp in zip(rows, keep, strict=True) if kp], dist[keep]

@@ -70,7 +70,7 @@ def ensure_database(url: str) -> None:
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": u.database}
             ).scalar()
             if not exists:
-                quoted = conn.dialect.identifier_preparer.quote(u.database)
+                quoted = conn.dialect.identifier_preparer.quote(str(u.database))
                 conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
     finally:
         admin.dispose()

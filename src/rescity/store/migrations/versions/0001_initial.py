@@ -13,6 +13,7 @@ Create Date: 2026-11-22
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -33,7 +34,7 @@ class _PostgisGeometry(Geometry):
     def __init__(self) -> None:
         super().__init__(geometry_type="GEOMETRY", srid=SRID, spatial_index=False)
 
-    def get_col_spec(self) -> str:
+    def get_col_spec(self, **kw: Any) -> str:
         return "geometry"
 
 
