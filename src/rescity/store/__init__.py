@@ -12,7 +12,7 @@ Two backends, the same schema and behaviour:
 """
 
 from .engine import default_url, make_engine, normalise_url
-from .store import ConflictError, NotFoundError, Store, StoreError
+from .store import ConflictError, NotFoundError, Store, StoreError, head_revision
 
 __all__ = [
     "ConflictError",
@@ -20,6 +20,7 @@ __all__ = [
     "Store",
     "StoreError",
     "default_url",
+    "head_revision",
     "make_engine",
     "normalise_url",
 ]

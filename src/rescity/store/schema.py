@@ -360,18 +360,95 @@ class SensorRow(Base):
     attrs: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
 
 
+class ReadingRow(Base):
+    """One accepted sensor reading (SI value). Primary key (sensor, ts) makes inserts
+    idempotent: a redelivered reading is ignored, never double-counted. On PostgreSQL the
+    table is partitioned by range of ``ts_ms`` (one partition per UTC day, created on
+    demand; see :mod:`rescity.store.readings`)."""
+
+    __tablename__ = "reading"
+
+    sensor_uid: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(sa.Float, nullable=False)
+
+
+class DeadLetterRow(Base):
+    """A rejected message or reading with the reason (see :mod:`rescity.monitor.validate`)."""
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (
+        sa.Index("ix_dead_letter_reason", "reason"),
+        sa.Index("ix_dead_letter_received_ms", "received_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    received_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    source: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    sensor_uid: Mapped[str | None] = mapped_column(sa.String(300))
+    ts_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    value: Mapped[str | None] = mapped_column(sa.Text)
+    payload: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AlarmRow(Base):
+    """An alarm: identity (model, asset); its current state is derived from its events
+    and kept here for queries. ``level`` follows the national convention (1 = red)."""
+
+    __tablename__ = "alarm"
+    __table_args__ = (
+        sa.Index("ix_alarm_identity", "model", "asset_uid"),
+        sa.Index("ix_alarm_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    asset_uid: Mapped[str] = mapped_column(sa.String(300), nullable=False)
+    state: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    level: Mapped[int] = mapped_column(sa.SmallInteger, nullable=False)
+    opened_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    updated_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    attrs: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
+
+
+class AlarmEventRow(Base):
+    """One transition of an alarm (append-only): opened, pending, firing, escalated,
+    de-escalated, resolved, acknowledged, silenced, inhibited, grouped, ..."""
+
+    __tablename__ = "alarm_event"
+    __table_args__ = (sa.Index("ix_alarm_event_alarm", "alarm_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    alarm_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    ts_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    level_before: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    level_after: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    value: Mapped[float | None] = mapped_column(sa.Float)
+    details: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
+
+
 city_table: sa.Table = CityRow.__table__  # type: ignore[assignment]
 jurisdiction_table: sa.Table = JurisdictionRow.__table__  # type: ignore[assignment]
 network_table: sa.Table = NetworkRow.__table__  # type: ignore[assignment]
 asset_table: sa.Table = AssetRow.__table__  # type: ignore[assignment]
 interdependency_table: sa.Table = InterdependencyRow.__table__  # type: ignore[assignment]
 sensor_table: sa.Table = SensorRow.__table__  # type: ignore[assignment]
+reading_table: sa.Table = ReadingRow.__table__  # type: ignore[assignment]
+dead_letter_table: sa.Table = DeadLetterRow.__table__  # type: ignore[assignment]
+alarm_table: sa.Table = AlarmRow.__table__  # type: ignore[assignment]
+alarm_event_table: sa.Table = AlarmEventRow.__table__  # type: ignore[assignment]
 
 metadata = Base.metadata
 """All tables of the city store (the target of the migrations)."""
 
 FOREIGN_TABLES = frozenset({"spatial_ref_sys", "topology", "layer", "alembic_version"})
 """Tables in the database that this metadata does not describe (PostGIS', Alembic's)."""
+
+READING_PARTITION_PREFIX = "reading_p"  # reading_p_default, reading_p20261122
+"""Name prefix of the readings table's partitions on PostgreSQL (``reading_p20261122``)."""
 
 
 def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
@@ -382,6 +459,8 @@ def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
     """
 
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "table" and name is not None and name.startswith(READING_PARTITION_PREFIX):
+            return False  # daily partitions of the readings table
         return not (type_ == "table" and name in FOREIGN_TABLES)
 
     def include_object(

@@ -67,6 +67,18 @@ from .schema import (
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def head_revision() -> str:
+    """The newest migration's revision id (what ``Store.open`` migrates to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 """The Alembic script folder of the store."""
 
 _MIGRATION_LOCK = 0x52455343  # pg_advisory_xact_lock key ("RESC") around migrations
@@ -1090,10 +1102,10 @@ class Store:
         q = sa.select(A.c.uid, self._wkb(A.c.geom)).where(
             A.c.maxx >= minx, A.c.minx <= maxx, A.c.maxy >= miny, A.c.miny <= maxy, *conds
         )
-        rows = list(conn.execute(q).tuples())
-        dist = _utm_distances(lon, lat, decode_geometries([r[1] for r in rows]))
+        srows: list[Any] = list(conn.execute(q).all())
+        dist = _utm_distances(lon, lat, decode_geometries([r[1] for r in srows]))
         keep = dist <= radius_m
-        return [r[0] for r, kp in zip(rows, keep, strict=True) if kp], dist[keep]
+        return [r[0] for r, kp in zip(srows, keep, strict=True) if kp], dist[keep]
 
     def _pg_nearest(
         self, conn: Connection, lon: float, lat: float, k: int, conds: list[sa.ColumnElement[bool]]

@@ -1,0 +1,1 @@
+"""Monitoring and early warning: ingestion, validation, warning engine, alarms."""

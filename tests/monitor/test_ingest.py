@@ -1,0 +1,199 @@
+"""Decoding, validation, dead letters, the readings store and replay (both stores)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Point
+
+from rescity.model import Sensor
+from rescity.monitor.batch import DAY_MS, MINUTE_MS, ReadingBatch
+from rescity.monitor.decode import Decoder, gateway_payload, parse_ts, topic_for
+from rescity.monitor.pipeline import Pipeline
+from rescity.monitor.registry import SensorRegistry
+from rescity.monitor.replay import replay_arrays
+from rescity.monitor.validate import Reason, Validator
+from rescity.store.monitoring import MonitoringStore
+from rescity.store.testing import backend_params, make_test_store
+
+NOW = 1_763_780_400_000  # 2025-11-22T03:00:00Z
+
+
+def registry(n: int = 5) -> SensorRegistry:
+    sensors = [Sensor(f"water.n{i}.pressure", f"water:n{i}", "pressure", Point(24.94, 60.17))
+               for i in range(n)]
+    sensors.append(Sensor("drainage.j1.methane", "drainage:j1", "methane", Point(24.95, 60.17)))
+    return SensorRegistry.from_sensors(sensors)
+
+
+def test_registry_is_sorted_and_looks_up():
+    reg = registry()
+    assert list(reg.ids) == sorted(reg.ids)
+    idx = reg.lookup(["water.n3.pressure", "nope"])
+    assert reg.ids[idx[0]] == "water.n3.pressure" and idx[1] == -1
+    assert reg.quantities == ("methane", "pressure")
+    assert len(reg.of_quantity("pressure")) == 5
+
+
+def test_each_invalid_kind_gets_its_reason():
+    reg = registry()
+    v = Validator(reg)
+    s = reg.index["water.n1.pressure"]
+    m = reg.index["drainage.j1.methane"]
+    ok, rej = v.validate(ReadingBatch.of([s, s], [NOW - 2000, NOW - 1000], [40.0, 41.0]), NOW)
+    assert len(ok) == 2 and not rej.reasons
+    batch = ReadingBatch.of(
+        [s, s, s, s, s, m, s],
+        [NOW - 1000, NOW - 1500, NOW + 3_600_000, NOW - 30 * DAY_MS, NOW + 1, NOW + 2, NOW + 3],
+        [41.0, 40.5, 40.0, 40.0, float("nan"), 120.0, 42.0],
+    )
+    ok, rej = v.validate(batch, NOW)
+    got = sorted(zip(rej.batch.ts.tolist(), rej.reasons, strict=True))
+    assert got == sorted([
+        (NOW - 1000, Reason.DUPLICATE),
+        (NOW - 1500, Reason.OUT_OF_ORDER),
+        (NOW + 3_600_000, Reason.FUTURE),
+        (NOW - 30 * DAY_MS, Reason.TOO_OLD),
+        (NOW + 1, Reason.NOT_FINITE),
+        (NOW + 2, Reason.OUT_OF_RANGE),
+    ])
+    assert ok.ts.tolist() == [NOW + 3]
+    assert "outside the physical range [0.0, 100.0]" in rej.details[[r for _, r in got].index(Reason.OUT_OF_RANGE)] or any(
+        "physical range" in d for d in rej.details)
+    assert v.stats()["rejected"]["duplicate"] == 1
+
+
+readings = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(-600, 600),
+              st.one_of(st.floats(-20, 220), st.just(float("nan")), st.just(float("inf")))),
+    min_size=0, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(readings, min_size=1, max_size=5))
+def test_nothing_valid_is_dropped_and_duplicates_never_count_twice(batches):
+    """Every reading is either accepted or rejected with a reason; a (sensor, ts) is
+    accepted at most once whatever the batching and redelivery; valid new readings in
+    time order are all accepted."""
+    reg = registry()
+    v = Validator(reg)
+    seen: set[tuple[int, int]] = set()
+    newest: dict[int, int] = {}
+    for rows in batches:
+        b = ReadingBatch.of([r[0] for r in rows], [NOW + r[1] * 1000 for r in rows], [r[2] for r in rows])
+        ok, rej = v.validate(b, NOW + 700_000)
+        assert len(ok) + len(rej.batch) == len(b)
+        keys = list(zip(ok.sensor.tolist(), ok.ts.tolist(), strict=True))
+        assert len(set(keys)) == len(keys)
+        assert not (set(keys) & seen)
+        seen |= set(keys)
+        # accepted readings are finite, in range, and newer than what came before
+        assert np.all(np.isfinite(ok.value))
+        assert np.all((ok.value >= reg.low[ok.sensor]) & (ok.value <= reg.high[ok.sensor]))
+        for s, t in keys:
+            assert t > newest.get(s, -(2**62)) or (s, t) in keys
+        for s, t in keys:
+            newest[s] = max(newest.get(s, t), t)
+        # a rejected reading that was valid in itself is a duplicate or out of order
+        for s, t, val, r in zip(rej.batch.sensor.tolist(), rej.batch.ts.tolist(),
+                                rej.batch.value.tolist(), rej.reasons, strict=True):
+            if np.isfinite(val) and reg.low[s] <= val <= reg.high[s]:
+                assert r in (Reason.DUPLICATE, Reason.OUT_OF_ORDER)
+                assert r != Reason.DUPLICATE or (s, t) in seen
+
+
+def test_redelivery_after_restart_is_a_duplicate():
+    reg = registry()
+    s = reg.index["water.n2.pressure"]
+    v = Validator(reg)
+    v.validate(ReadingBatch.of([s] * 3, [NOW - 3000, NOW - 2000, NOW - 1000], [1.0, 2.0, 3.0]), NOW)
+    fresh = Validator(reg)
+    fresh.restore(np.array([s, s, s]), np.array([NOW - 3000, NOW - 2000, NOW - 1000]))
+    ok, rej = fresh.validate(ReadingBatch.of([s, s], [NOW - 2000, NOW], [2.0, 4.0]), NOW)
+    assert rej.reasons == [Reason.DUPLICATE] and ok.ts.tolist() == [NOW]
+
+
+def test_decoder_message_kinds():
+    reg = registry()
+    d = Decoder(reg)
+    one = d.message(topic_for("water", "water.n1.pressure"), json.dumps({"ts": NOW, "value": 41.0}), NOW)
+    assert len(one.batch) == 1 and not one.dead
+    many = d.message(topic_for("water", "water.n1.pressure"),
+                     json.dumps([{"ts": "2025-11-22T03:00:00Z", "value": 1}, {"ts": NOW + 1, "value": "2.5"}]), NOW)
+    assert many.batch.ts.tolist() == [NOW, NOW + 1] and many.batch.value.tolist() == [1.0, 2.5]
+    gw = d.message("rescity/water/_batch", gateway_payload(["water.n1.pressure", "ghost"], [NOW, NOW], [1.0, 2.0]), NOW)
+    assert len(gw.batch) == 1 and [x.reason for x in gw.dead] == [Reason.UNKNOWN_SENSOR]
+    compact = d.message("rescity/water/_batch", json.dumps(
+        {"sensor": ["water.n1.pressure", "water.n2.pressure"], "t0": NOW, "dt": [0, 500], "value": [1, 2]}), NOW)
+    assert compact.batch.ts.tolist() == [NOW, NOW + 500]
+    bad = {
+        "rescity/water": "{}",
+        topic_for("water", "water.n1.pressure"): "{not json",
+        topic_for("water", "water.n2.pressure"): json.dumps({"value": 1}),
+        topic_for("water", "water.n3.pressure"): json.dumps({"ts": NOW, "value": "high"}),
+        topic_for("water", "water.n4.pressure"): json.dumps({"ts": "yesterday", "value": 1}),
+        topic_for("water", "nope"): json.dumps({"ts": NOW, "value": 1}),
+    }
+    reasons = [d.message(t, p, NOW).dead[0].reason for t, p in bad.items()]
+    assert reasons == [Reason.MALFORMED, Reason.MALFORMED, Reason.MALFORMED, Reason.NOT_NUMERIC,
+                       Reason.MALFORMED, Reason.UNKNOWN_SENSOR]
+
+
+@given(st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1"))),
+       st.sampled_from(["rescity/water/water.n1.pressure", "rescity/water/_batch", "x/y"]))
+@settings(max_examples=200, deadline=None)
+def test_decoder_never_raises(payload, topic):
+    out = Decoder(registry()).message(topic, payload, NOW)
+    assert len(out.batch) + len(out.dead) >= 1
+
+
+def test_parse_ts_refuses_naive_and_garbage():
+    assert parse_ts("2025-11-22T03:00:00+00:00") == NOW
+    for bad in ("2025-11-22T03:00:00", "soon", True, None, float("nan")):
+        with pytest.raises(ValueError):
+            parse_ts(bad)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_pipeline_stores_readings_once_and_dead_letters_with_reason(backend, tmp_path):
+    store = make_test_store(backend, tmp_path)
+    try:
+        mon = MonitoringStore(store.engine)
+        reg = registry()
+        pipe = Pipeline.build(reg, sink=mon)
+        d = Decoder(reg)
+        sid = "water.n1.pressure"
+        msgs = [(topic_for("water", sid), json.dumps({"ts": NOW + i * 1000, "value": 40 + i})) for i in range(5)]
+        msgs += [(topic_for("water", "ghost"), json.dumps({"ts": NOW, "value": 1})),
+                 (topic_for("water", sid), json.dumps({"ts": NOW + 1000, "value": 999}))]
+        for t, p in msgs + msgs[:3]:  # the first three are redelivered
+            pipe.ingest(d.message(t, p, NOW + 10_000), NOW + 10_000, "mqtt")
+        assert mon.count_readings(sid) == 5
+        ts, vals = mon.readings(sid)
+        assert ts.tolist() == [NOW + i * 1000 for i in range(5)] and vals.tolist() == [40, 41, 42, 43, 44]
+        counts = mon.dead_letter_counts()
+        assert counts == {"unknown_sensor": 1, "out_of_range": 1, "duplicate": 3}
+        letter = mon.dead_letters("out_of_range")[0]
+        assert letter["sensor_uid"] == sid and "999" in letter["detail"]
+        # a later day goes to its own partition on PostgreSQL, earlier readings stay
+        mon.insert_readings([sid], np.array([NOW + 3 * DAY_MS]), np.array([45.0]))
+        assert mon.count_readings(sid) == 6
+        uids, latest = mon.latest()
+        assert dict(zip(uids, latest.tolist(), strict=True))[sid] == NOW + 3 * DAY_MS
+    finally:
+        store.close()
+
+
+def test_replay_runs_on_simulated_time():
+    reg = registry()
+    pipe = Pipeline.build(reg)
+    n = 24 * 60
+    ts = NOW - DAY_MS + np.arange(n) * MINUTE_MS
+    sensors = ["water.n0.pressure"] * n
+    stats = replay_arrays(pipe, sensors, ts, np.full(n, 40.0), step_ms=10 * MINUTE_MS)
+    assert stats.accepted == n and stats.dead == 0
+    assert stats.slices == 144 and stats.last_ms >= ts[-1]
