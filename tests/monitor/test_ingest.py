@@ -23,11 +23,8 @@ from rescity.store.testing import backend_params, make_test_store
 NOW = 1_763_780_400_000  # 2025-11-22T03:00:00Z
 
 
-def registry(n: int = 5) -> SensorRegistry:
-    sensors = [Sensor(f"water.n{i}.pressure", f"water:n{i}", "pressure", Point(24.94, 60.17))
-               for i in range(n)]
-    sensors.append(Sensor("drainage.j1.methane", "drainage:j1", "methane", Point(24.95, 60.17)))
-    return SensorRegistry.from_sensors(sensors)
+def registry() -> SensorRegistry:
+    return SensorRegistry.from_sensors(registry_sensors())
 
 
 def test_registry_is_sorted_and_looks_up():
@@ -197,3 +194,53 @@ def test_replay_runs_on_simulated_time():
     stats = replay_arrays(pipe, sensors, ts, np.full(n, 40.0), step_ms=10 * MINUTE_MS)
     assert stats.accepted == n and stats.dead == 0
     assert stats.slices == 144 and stats.last_ms >= ts[-1]
+
+
+def test_http_telemetry_needs_a_device_token_and_reports_rejections(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from rescity.api.app import create_app
+    from rescity.model import City
+
+    monkeypatch.setenv("RESCITY_INGEST_TOKENS", "dev-token-1")
+    store = make_test_store("sqlite", tmp_path)
+    city = City(name="t", center=(24.94, 60.17))
+    from rescity.model import Network, NetworkType, Node
+
+    net = Network("water", NetworkType.WATER)
+    for i in range(5):
+        net.add_node(Node(f"n{i}", "junction", Point(24.94, 60.17)))
+    city.add_network(net)
+    net2 = Network("drainage", NetworkType.DRAINAGE)
+    net2.add_node(Node("j1", "junction", Point(24.95, 60.17)))
+    city.add_network(net2)
+    for s in registry_sensors():
+        city.add_sensor(s)
+    store.save_city(city)
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.close()
+    client = TestClient(create_app(url))
+    import time as _time
+
+    now = int(_time.time() * 1000)
+    body = {"sensor": ["water.n1.pressure", "water.n1.pressure", "ghost", "water.n2.pressure"],
+            "ts": [now - 2000, now - 1000, now, now], "value": [40.0, 40.5, 1.0, "abc"]}
+    assert client.post("/api/telemetry", json=body).status_code == 401
+    assert client.post("/api/telemetry", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.post("/api/telemetry", json=body, headers={"Authorization": "Bearer dev-token-1"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": 2, "stored": 2, "rejected": {"unknown_sensor": 1, "not_numeric": 1}}
+    again = client.post("/api/telemetry", json=body, headers={"Authorization": "Bearer dev-token-1"}).json()
+    assert again["stored"] == 0 and again["rejected"]["duplicate"] == 2
+    bad = client.post("/api/telemetry", json={"sensor": ["a"], "ts": [], "value": []},
+                      headers={"Authorization": "Bearer dev-token-1"})
+    assert bad.status_code == 422
+    assert client.post("/api/telemetry", content=b"{nope", headers={
+        "Authorization": "Bearer dev-token-1", "Content-Type": "application/json"}).status_code == 422
+
+
+def registry_sensors() -> list[Sensor]:
+    sensors = [Sensor(f"water.n{i}.pressure", f"water:n{i}", "pressure", Point(24.94, 60.17))
+               for i in range(5)]
+    sensors.append(Sensor("drainage.j1.methane", "drainage:j1", "methane", Point(24.95, 60.17)))
+    return sensors
