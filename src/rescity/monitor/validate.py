@@ -107,15 +107,6 @@ class Validator:
         _mark(reason, b.ts > now_ms + self.policy.max_future_ms, Reason.FUTURE)
         _mark(reason, b.ts < now_ms - self.policy.max_age_ms, Reason.TOO_OLD)
 
-        # duplicates within the batch: same (sensor, ts) as an earlier row that is itself
-        # valid (a bad row must not shadow a good one with the same key)
-        cand = np.flatnonzero(reason == 0)
-        order = cand[np.lexsort((b.ts[cand], b.sensor[cand]))]
-        s_sorted, t_sorted = b.sensor[order], b.ts[order]
-        if len(order) > 1:
-            same = (s_sorted[1:] == s_sorted[:-1]) & (t_sorted[1:] == t_sorted[:-1])
-            _mark_at(reason, order[1:][same], Reason.DUPLICATE)
-
         # against what was accepted before
         last = self.last_ts[b.sensor]
         older = b.ts <= last
@@ -124,6 +115,15 @@ class Validator:
             seen = (self.recent[b.sensor[idx]] == b.ts[idx, None]).any(axis=1)
             _mark_at(reason, idx[seen], Reason.DUPLICATE)
             _mark_at(reason, idx[~seen], Reason.OUT_OF_ORDER)
+
+        # duplicates within the batch: same (sensor, ts) as an earlier row that is itself
+        # valid (a bad row must not shadow a good one with the same key)
+        cand = np.flatnonzero(reason == 0)
+        order = cand[np.lexsort((b.ts[cand], b.sensor[cand]))]
+        s_sorted, t_sorted = b.sensor[order], b.ts[order]
+        if len(order) > 1:
+            same = (s_sorted[1:] == s_sorted[:-1]) & (t_sorted[1:] == t_sorted[:-1])
+            _mark_at(reason, order[1:][same], Reason.DUPLICATE)
 
         ok = reason == 0
         accepted = b.take(ok)
