@@ -90,15 +90,92 @@ def demo(
             def step(msg: str) -> None:
                 prog.update(task, description=msg, advance=1)
 
-            twin.build_demo(store, step)
+            city = twin.build_demo(store, step)
             prog.update(task, description="demo city built", completed=11)
         summary = twin.info(store)
         url = store.url
-    _print_info(summary, as_json=False)
-    console.print(f"built in {time.perf_counter() - t0:.1f} s into {url}")
+        _print_info(summary, as_json=False)
+        console.print(f"built in {time.perf_counter() - t0:.1f} s into {url}")
+        _replay_day(store, city)
     if no_serve:
         return
     _serve(host, port, db)
+
+
+def _replay_day(store: Any, city: Any) -> None:
+    """The main job: replay the scripted day through validation, store and engine."""
+    from rescity.service import monitoring
+
+    prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total} slices"), TimeElapsedColumn(), console=console)
+    with prog:
+        task = prog.add_task("replaying the scripted day", total=288)
+
+        def on_slice(now: int, res: Any) -> None:
+            prog.update(task, advance=1, description=f"replaying the scripted day "
+                        f"{time.strftime('%H:%M', time.gmtime(now / 1000))} UTC")
+
+        report = monitoring.replay_scripted_day(store, city, on_slice=on_slice)
+    _print_replay(report)
+
+
+def _print_replay(report: Any) -> None:
+    st = report.stats
+    out.print(f"[bold]replayed[/bold] {st.readings:,} readings in {st.wall_s:.1f} s "
+              f"({st.readings_per_s:,.0f} readings/s): {st.accepted:,} accepted, {st.dead:,} dead letters "
+              f"{report.dead_letters or ''}")
+    if report.events:
+        t = Table(title="scripted events · 剧本事件")
+        for col in ("time (UTC)", "event", "asset", "事件"):
+            t.add_column(col)
+        for e in report.events:
+            t.add_row(time.strftime("%H:%M", time.gmtime(e["start_ms"] / 1000)), e["description"],
+                      e["asset"], e["description_zh"])
+        out.print(t)
+    if report.transitions:
+        t = Table(title=f"warnings · 预警 ({len(report.transitions)} transitions)")
+        for col in ("time (UTC)", "model", "asset", "level", "transition"):
+            t.add_column(col)
+        for tr in report.transitions[:60]:
+            t.add_row(time.strftime("%H:%M", time.gmtime(getattr(tr, "ts_ms", 0) / 1000)),
+                      str(getattr(tr, "model", "")), str(getattr(tr, "asset", "")),
+                      str(getattr(tr, "level", "")), str(getattr(tr, "kind", "")))
+        out.print(t)
+
+
+@app.command()
+def replay(
+    file: Path,
+    step_s: Annotated[float, typer.Option("--step-s", help="Simulated seconds per slice.")] = 60.0,
+    speed: Annotated[float | None, typer.Option(help="Simulated seconds per wall second (default: as fast as possible).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Replay a telemetry file (CSV, Parquet, JSON lines: sensor, ts, value) through the pipeline."""
+    from rescity.service import monitoring
+
+    with _errors(), _store(db) as store:
+        report = monitoring.replay_telemetry(store, file, step_ms=int(step_s * 1000), speed=speed)
+    _print_replay(report)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Rejected readings and messages, counted by reason, newest first."""
+    from rescity.service import monitoring
+
+    with _errors(), _store(db) as store:
+        got = monitoring.dead_letters(store, reason, limit)
+    if as_json:
+        out.print_json(json.dumps(got, default=str))
+        return
+    out.print("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(got["counts"].items())))
+    for d in got["latest"]:
+        out.print(f"[{d['reason']}] {d['detail']}")
 
 
 @app.command()

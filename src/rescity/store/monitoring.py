@@ -45,14 +45,15 @@ class MonitoringStore:
             return 0
         if self.backend == "postgresql":
             return self._insert_pg(sensor_uids, ts_ms, values)
-        rows = [{"sensor_uid": s, "ts_ms": int(t), "value": float(v)}
-                for s, t, v in zip(sensor_uids, ts_ms.tolist(), values.tolist(), strict=True)]
-        stmt = sa.insert(reading_table).prefix_with("OR IGNORE")
+        rows = sorted(zip(sensor_uids, ts_ms.tolist(), values.tolist(), strict=True))
         with self.engine.begin() as conn:
-            before = conn.execute(sa.select(sa.func.count()).select_from(reading_table)).scalar_one()
-            conn.execute(stmt, rows)
-            after = conn.execute(sa.select(sa.func.count()).select_from(reading_table)).scalar_one()
-        return int(after - before)
+            raw: Any = conn.connection.driver_connection
+            cur = raw.cursor()
+            try:
+                cur.executemany("INSERT OR IGNORE INTO reading (sensor_uid, ts_ms, value) VALUES (?, ?, ?)", rows)
+                return int(cur.rowcount)
+            finally:
+                cur.close()
 
     def _ensure_partitions(self, conn: sa.Connection, ts_ms: np.ndarray) -> None:
         days = set((np.unique(ts_ms // DAY_MS)).tolist()) - self._partitions

@@ -367,6 +367,7 @@ class ReadingRow(Base):
     demand; see :mod:`rescity.store.readings`)."""
 
     __tablename__ = "reading"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     sensor_uid: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
     ts_ms: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)

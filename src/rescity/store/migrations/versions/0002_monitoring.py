@@ -42,11 +42,13 @@ def upgrade() -> None:
         )
         op.execute("CREATE TABLE reading_p_default PARTITION OF reading DEFAULT")
     else:
+        # a clustered (WITHOUT ROWID) table: readings of one sensor lie together
         op.create_table(
             "reading",
             sa.Column("sensor_uid", sa.String(300), primary_key=True),
             sa.Column("ts_ms", sa.BigInteger, primary_key=True),
             sa.Column("value", sa.Float, nullable=False),
+            sqlite_with_rowid=False,
         )
     op.create_table(
         "dead_letter",
