@@ -1,0 +1,1 @@
+"""Warning models of the monitor: each learns what is normal for a sensor and grades deviations."""
