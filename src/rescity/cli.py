@@ -21,6 +21,8 @@ app = typer.Typer(help="ResCity: a safety-resilient city platform (安全韧性�
                   pretty_exceptions_enable=False)
 import_app = typer.Typer(help="Import a network or jurisdictions from a file.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+models_app = typer.Typer(help="Warning models (预警模型), declared as data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 out = Console()
 
@@ -132,15 +134,21 @@ def _print_replay(report: Any) -> None:
             t.add_row(time.strftime("%H:%M", time.gmtime(e["start_ms"] / 1000)), e["description"],
                       e["asset"], e["description_zh"])
         out.print(t)
-    if report.transitions:
-        t = Table(title=f"warnings · 预警 ({len(report.transitions)} transitions)")
-        for col in ("time (UTC)", "model", "asset", "level", "transition"):
+    shown = [tr for tr in report.transitions if str(getattr(tr, "kind", "")) in ("firing", "level")]
+    if shown:
+        t = Table(title=f"warnings · 预警 ({len(shown)} fired or changed level; "
+                        f"{len(report.transitions)} transitions in all)")
+        for col in ("time (UTC)", "model", "asset", "level · 级别", "transition"):
             t.add_column(col)
-        for tr in report.transitions[:60]:
-            t.add_row(time.strftime("%H:%M", time.gmtime(getattr(tr, "ts_ms", 0) / 1000)),
-                      str(getattr(tr, "model", "")), str(getattr(tr, "asset", "")),
-                      str(getattr(tr, "level", "")), str(getattr(tr, "kind", "")))
+        for tr in shown[:40]:
+            lvl = int(getattr(tr, "level_after", 0) or 0)
+            t.add_row(time.strftime("%H:%M", time.gmtime(tr.ts_ms / 1000)), str(tr.model), str(tr.asset),
+                      _LEVEL_LABEL.get(lvl, str(lvl)), str(tr.kind))
         out.print(t)
+
+
+_LEVEL_LABEL = {1: "[red]1 red 红[/red]", 2: "[dark_orange]2 orange 橙[/dark_orange]",
+                3: "[yellow]3 yellow 黄[/yellow]", 4: "[blue]4 blue 蓝[/blue]", 0: "0 normal"}
 
 
 @app.command()
@@ -156,6 +164,40 @@ def replay(
     with _errors(), _store(db) as store:
         report = monitoring.replay_telemetry(store, file, step_ms=int(step_s * 1000), speed=speed)
     _print_replay(report)
+
+
+ModelPaths = Annotated[list[Path] | None, typer.Option("--path", help="YAML files or folders of models (default: the built-in catalogue).")]
+
+
+@models_app.command("list")
+def models_list(path: ModelPaths = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The warning models: name, kind, what they select, graded thresholds."""
+    from rescity.monitor.specs import load_catalogue
+
+    with _errors():
+        cat = load_catalogue(path or None)
+    rows = cat.rows()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title=f"warning models · 预警模型 ({len(rows)})")
+    for col in ("name", "kind", "title", "selects", "thresholds (blue..red)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["kind"], r["title"], r["selects"], r["thresholds"])
+    out.print(t)
+
+
+@models_app.command("show")
+def models_show(name: str, path: ModelPaths = None) -> None:
+    """Explain one warning model in plain words, with its parameters and units."""
+    from rescity.monitor.specs import load_catalogue
+
+    with _errors():
+        cat = load_catalogue(path or None)
+        if name not in cat.models:
+            raise KeyError(f"no model {name!r}; known: {', '.join(cat.models)}")
+    out.print(cat.models[name].explain())
 
 
 @app.command("dead-letters")

@@ -170,10 +170,14 @@ def scripted_day(city: City, *, seed: int = 20260722, step_ms: int = STEP_MS) ->
         if q == "rainfall":
             x = rain * (0.9 + 0.2 * rng.random())
         elif q == "level" and s.asset.startswith("drainage:"):
-            depth = float(s.attrs.get("max_depth_m", 3.0) or 3.0)
-            x = 0.15 + 0.02 * diurnal + runoff / 75.0 * (0.4 + 0.3 * rng.random()) * depth
+            # fill ratio: dry-weather flow 8-10 %, up to about 50 % of the depth at the
+            # storm's peak; the overflow junction fills completely and spills
+            asset = city.asset(s.asset)
+            depth = float((asset.attrs.get("max_depth_m") if asset is not None else None) or 3.0)
+            fill = 0.08 + 0.02 * diurnal + runoff / 75.0 * (0.3 + 0.15 * rng.random())
             if s.id == overflow:
-                x = 0.2 + np.clip(runoff / 30.0, 0, 1.2) * 2.5  # surcharges to 3.2 m at the peak
+                fill = 0.1 + np.clip(runoff / 25.0, 0, 1.15)
+            x = fill * depth
         elif q == "level":  # tunnel sumps
             x = 0.1 + 0.05 * runoff / 75.0
         elif q == "methane":

@@ -40,11 +40,9 @@ def make_pipeline(store: Any, city: City | None = None) -> Pipeline:
 
 
 def _engine(registry: SensorRegistry, city: City | None, mon: MonitoringStore) -> Any:
-    try:
-        from rescity.monitor.engine import default_engine  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return default_engine(registry, city=city, sink=mon)
+    from rescity.monitor.warnings import warning_stage
+
+    return warning_stage(registry, city=city, monitoring=mon)
 
 
 def replay_scripted_day(store: Any, city: City, *, step_ms: int = 5 * MINUTE_MS,
