@@ -200,6 +200,23 @@ def models_show(name: str, path: ModelPaths = None) -> None:
     out.print(cat.models[name].explain())
 
 
+@app.command()
+def detect(
+    input: Annotated[Path, typer.Option("--input", help="CSV or Parquet table, one row per timestamp.")],
+    timestamp_column: Annotated[str, typer.Option("--timestamp-column", help="Name of the time column.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the result CSV.")],
+    value_columns: Annotated[str | None, typer.Option("--value-columns", help="Comma-separated series (default: every numeric column).")] = None,
+    model: Annotated[str, typer.Option("--model", help="seasonal (default) or windowed_gaussian.")] = "seasonal",
+) -> None:
+    """Offline detection: per timestamp, level (0-4) and anomaly score per series, and 'alarm'."""
+    from rescity.monitor.detect import detect_file
+
+    cols = [c.strip() for c in value_columns.split(",")] if value_columns else None
+    with _errors():
+        res = detect_file(input, out_file, timestamp_column, cols, model)
+    out.print(f"wrote {out_file}: {len(res)} rows, {int(res['alarm'].sum())} with an alarm")
+
+
 @app.command("dead-letters")
 def dead_letters(
     reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
