@@ -91,15 +91,15 @@ def main() -> None:
                     print(f"{backend:<11} skipped: {e}")
                     continue
             store = Store.open(url)
-            t_save, _ = timed(lambda: store.save_city(city), 3)
+            t_save, _ = timed(lambda st=store: st.save_city(city), 3)
             t_load, _ = timed(store.load_city, 3)
             t_info, _ = timed(store.info, 5)
             for op, secs in (("save_city", t_save), ("load_city", t_load), ("info", t_info)):
                 print(f"{backend:<11} {op:<22} {secs * 1000:>8.1f}ms {'':>10} {'':>9}")
             queries = {
-                "nearest k=5": lambda: [u for u, _ in store.nearest_assets(lon, lat, k=5)],
-                "within 100 m": lambda: len(store.assets_within_distance(lon, lat, 100.0)),
-                "in a street polygon": lambda: len(store.assets_within(street)),
+                "nearest k=5": lambda st=store: [u for u, _ in st.nearest_assets(lon, lat, k=5)],
+                "within 100 m": lambda st=store: len(st.assets_within_distance(lon, lat, 100.0)),
+                "in a street polygon": lambda st=store: len(st.assets_within(street)),
             }
             for op, fn in queries.items():
                 secs, got = timed(fn, args.repeat)
