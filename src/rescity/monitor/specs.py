@@ -988,9 +988,15 @@ def default_catalogue_dir() -> Path:
     return Path(str(resources.files("rescity.monitor") / "warning_models"))
 
 
+def _load_builtin_kinds() -> None:
+    """Import the kinds that live in their own modules (they register themselves)."""
+    from . import anomaly_model  # noqa: F401
+
+
 def load_catalogue(paths: Iterable[str | Path] | None = None) -> Catalogue:
     """Load and cross-check YAML files (directories: every ``*.yaml`` in name order).
     Default: the packaged catalogue of the demo city."""
+    _load_builtin_kinds()
     if paths is None:
         paths = [default_catalogue_dir()]
     files: list[Path] = []
