@@ -30,7 +30,7 @@ class AnomalySpec(GradedSpec):
     value_name: ClassVar[str] = "anomaly score"
 
     def graded_unit(self) -> str:
-        return ""  # a score in [0, 1]
+        return "1"  # dimensionless: a score in [0, 1]
 
     def _to_si(self, x: float) -> float:
         return x
