@@ -217,6 +217,19 @@ def detect(
     out.print(f"wrote {out_file}: {len(res)} rows, {int(res['alarm'].sum())} with an alarm")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ingest(ctx: typer.Context,
+           source: Annotated[str, typer.Argument(help="mqtt, nats or bridge (MQTT -> NATS JetStream).")]) -> None:
+    """Run an ingestion worker until SIGTERM: `rescity ingest mqtt --db URL`,
+    `rescity ingest nats --partition K --partitions P --db URL`, `rescity ingest bridge --partitions P`
+    (`python -m rescity.monitor.worker mqtt --help` lists the options)."""
+    from rescity.monitor.worker import main as worker_main
+
+    if source not in ("mqtt", "nats", "bridge"):
+        raise typer.BadParameter(f"expected mqtt, nats or bridge, got {source!r}")
+    raise typer.Exit(worker_main([source, *ctx.args]))
+
+
 @app.command("dead-letters")
 def dead_letters(
     reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,

@@ -8,7 +8,7 @@ from typing import Any
 
 from rescity.model import City
 
-from .alarms import AlarmBook, AlarmEvent, city_locator
+from .alarms import AlarmBook, AlarmEvent, EventKind, city_locator
 from .batch import ReadingBatch
 from .engine import Transition, WarningEngine
 from .registry import SensorRegistry
@@ -52,8 +52,20 @@ def warning_stage(registry: SensorRegistry, *, city: City | None = None,
     kwargs: dict[str, Any] = {"inhibit": cat.inhibit, "grouping": cat.grouping}
     if city is not None:
         kwargs["locate"] = city_locator(city)
-    book = AlarmBook(**kwargs)
     sink = None
     if monitoring is not None:
         sink = monitoring.append_alarm_events
+        # a restarted worker continues the alarms it had: rebuild the book from its events
+        book = AlarmBook.restore(stored_events(monitoring), **kwargs)
+    else:
+        book = AlarmBook(**kwargs)
     return WarningStage(engine, book, sink)
+
+
+def stored_events(monitoring: Any) -> list[AlarmEvent]:
+    """The alarm events kept in the store, in order, as :class:`AlarmEvent`."""
+    return [AlarmEvent(alarm_id=r["alarm_id"], ts_ms=int(r["ts_ms"]), kind=EventKind(r["kind"]),
+                       level_before=int(r["level_before"] or 0), level_after=int(r["level_after"] or 0),
+                       value=float("nan") if r["value"] is None else float(r["value"]),
+                       details=r["details"] or {}, model=r["model"], asset=r["asset_uid"])
+            for r in monitoring.alarm_events()]

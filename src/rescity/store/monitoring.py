@@ -29,6 +29,11 @@ from .schema import (
 DAY_MS = 86_400_000
 
 
+def _text(x: str | None) -> str | None:
+    """Text as every backend stores it (PostgreSQL refuses NUL characters)."""
+    return None if x is None else x.replace("\x00", "\\x00")
+
+
 class MonitoringStore:
     """Readings, dead letters and alarm events over a :class:`~rescity.store.Store`'s engine."""
 
@@ -130,8 +135,8 @@ class MonitoringStore:
     def add_dead_letters(self, dead: Iterable[Any]) -> int:
         """Store :class:`~rescity.monitor.validate.DeadLetter` records; returns the count."""
         rows = [{"received_ms": d.received_ms, "source": d.source, "reason": str(d.reason),
-                 "detail": d.detail, "sensor_uid": d.sensor, "ts_ms": d.ts_ms,
-                 "value": d.value, "payload": d.payload} for d in dead]
+                 "detail": _text(d.detail), "sensor_uid": _text(d.sensor), "ts_ms": d.ts_ms,
+                 "value": _text(d.value), "payload": _text(d.payload)} for d in dead]
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(dead_letter_table), rows)
@@ -159,7 +164,8 @@ class MonitoringStore:
         details``; ``alarms``: objects with ``id, model, asset, state, level, opened_ms,
         updated_ms`` and optional ``attrs``.
         """
-        ev = [{"alarm_id": str(e.alarm_id), "ts_ms": int(e.ts_ms), "kind": str(e.kind),
+        ev = [{"alarm_id": str(e.alarm_id), "model": str(getattr(e, "model", "") or ""),
+               "asset_uid": str(getattr(e, "asset", "") or ""), "ts_ms": int(e.ts_ms), "kind": str(e.kind),
                "level_before": e.level_before, "level_after": e.level_after,
                "value": None if e.value is None else float(e.value),
                "details": e.details or {}} for e in events]

@@ -423,6 +423,8 @@ class AlarmEventRow(Base):
 
     seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     alarm_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    model: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    asset_uid: Mapped[str] = mapped_column(sa.String(300), nullable=False)
     ts_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     level_before: Mapped[int | None] = mapped_column(sa.SmallInteger)

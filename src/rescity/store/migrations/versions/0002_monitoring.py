@@ -81,6 +81,8 @@ def upgrade() -> None:
         "alarm_event",
         sa.Column("seq", _serial(), primary_key=True, autoincrement=True),
         sa.Column("alarm_id", sa.String(64), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("asset_uid", sa.String(300), nullable=False),
         sa.Column("ts_ms", sa.BigInteger, nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("level_before", sa.SmallInteger),
