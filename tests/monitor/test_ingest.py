@@ -244,3 +244,33 @@ def registry_sensors() -> list[Sensor]:
                for i in range(5)]
     sensors.append(Sensor("drainage.j1.methane", "drainage:j1", "methane", Point(24.95, 60.17)))
     return sensors
+
+
+def test_a_failed_store_write_can_be_retried_without_losing_readings():
+    class FlakySink:
+        def __init__(self):
+            self.rows: set[tuple[str, int]] = set()
+            self.fail = True
+
+        def insert_readings(self, uids, ts, values):
+            if self.fail:
+                self.fail = False
+                raise OSError("database went away")
+            new = {(u, int(t)) for u, t in zip(uids, ts.tolist(), strict=True)} - self.rows
+            self.rows |= new
+            return len(new)
+
+        def add_dead_letters(self, dead):
+            return len(dead)
+
+    reg = registry()
+    sink = FlakySink()
+    pipe = Pipeline.build(reg, sink=sink)
+    d = Decoder(reg)
+    msg = d.message(topic_for("water", "water.n1.pressure"), json.dumps([{"ts": NOW, "value": 40}, {"ts": NOW + 1, "value": 41}]), NOW)
+    with pytest.raises(OSError):
+        pipe.ingest(msg, NOW)
+    res = pipe.ingest(msg, NOW)  # the redelivery after the failure
+    assert res.accepted == 2 and res.stored == 2 and not res.dead
+    again = pipe.ingest(msg, NOW)  # a second redelivery is now a duplicate
+    assert again.accepted == 0 and [x.reason for x in again.dead] == [Reason.DUPLICATE] * 2

@@ -68,7 +68,9 @@ class Pipeline:
         self.validator.restore(idx[ok], np.asarray(ts_ms)[ok])
 
     def ingest(self, decoded: Decoded, now_ms: int, source: str = "pipeline") -> IngestResult:
-        accepted, rejected = self.validator.validate(decoded.batch, now_ms)
+        # the ordering state is committed only once the readings are stored, so a write
+        # that fails can be retried in this process without its readings becoming duplicates
+        accepted, rejected = self.validator.validate(decoded.batch, now_ms, commit=False)
         dead = list(decoded.dead)
         ids = self.registry.ids
         for r, detail, s, t, v in zip(rejected.reasons, rejected.details, rejected.batch.sensor.tolist(),
@@ -84,6 +86,7 @@ class Pipeline:
                 res.stored = self.sink.insert_readings(uids, accepted.ts, accepted.value)
             if dead:
                 self.sink.add_dead_letters(dead)
+        self.validator.commit(accepted)
         if self.engine is not None and len(accepted):
             res.transitions = self.engine.process(accepted)
             if res.transitions and self.on_transitions is not None:

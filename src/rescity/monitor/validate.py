@@ -94,9 +94,14 @@ class Validator:
         ``sensor``/``ts`` are the most recent accepted readings, any order."""
         self._remember(ReadingBatch.of(sensor, ts, np.zeros(len(ts))).sorted())
 
-    def validate(self, batch: ReadingBatch, now_ms: int) -> tuple[ReadingBatch, Rejected]:
+    def validate(self, batch: ReadingBatch, now_ms: int, *,
+                 commit: bool = True) -> tuple[ReadingBatch, Rejected]:
         """Split ``batch`` (sensor indices must be valid) into accepted readings
-        (sorted by time, then sensor) and rejected ones with reasons."""
+        (sorted by time, then sensor) and rejected ones with reasons.
+
+        With ``commit=False`` the ordering state is not updated: call :meth:`commit` with
+        the accepted readings once they are safely stored, so a failed write can be
+        retried without its readings being taken for duplicates."""
         b = batch.sorted()
         reason = np.zeros(len(b), dtype=np.int8)  # 0 = ok, else index+1 into _CODES
         v = b.value
@@ -127,7 +132,8 @@ class Validator:
 
         ok = reason == 0
         accepted = b.take(ok)
-        self._remember(accepted)
+        if commit:
+            self._remember(accepted)
         bad = ~ok
         rej = Rejected(b.take(bad))
         codes = reason[bad]
@@ -141,6 +147,10 @@ class Validator:
                                                strict=True)]
         self.accepted += len(accepted)
         return accepted, rej
+
+    def commit(self, accepted: ReadingBatch) -> None:
+        """Record accepted readings in the ordering state (after they were stored)."""
+        self._remember(accepted)
 
     def _remember(self, accepted: ReadingBatch) -> None:
         if not len(accepted):
