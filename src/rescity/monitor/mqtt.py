@@ -483,6 +483,17 @@ class BatchReport:
     done_ns: int  # time.time_ns() after the pipeline returned
 
 
+def account(totals: dict[str, int], n_messages: int, decoded: Decoded, res: IngestResult) -> None:
+    """Add one ingested batch to a worker's running totals."""
+    totals["messages"] += n_messages
+    totals["readings"] += len(decoded.batch) + sum(1 for d in decoded.dead if d.sensor is not None)
+    totals["accepted"] += res.accepted
+    totals["stored"] += res.stored
+    totals["dead"] += len(res.dead)
+    totals["transitions"] += len(res.transitions)
+    totals["batches"] += 1
+
+
 class MqttIngestor:
     """MQTT -> :class:`~rescity.monitor.pipeline.Pipeline`, acknowledging after the store
     write (see the module docstring).
@@ -513,14 +524,7 @@ class MqttIngestor:
         now = int(self.now())
         decoded = decode_messages(self.decoder, ((m.topic, bytes(m.payload)) for m in msgs), now, self.cache)
         res = self.pipeline.ingest(decoded, now, source=self.source)
-        t = self.totals
-        t["messages"] += len(msgs)
-        t["readings"] += len(decoded.batch) + sum(1 for d in decoded.dead if d.sensor is not None)
-        t["accepted"] += res.accepted
-        t["stored"] += res.stored
-        t["dead"] += len(res.dead)
-        t["transitions"] += len(res.transitions)
-        t["batches"] += 1
+        account(self.totals, len(msgs), decoded, res)
         if self.on_batch is not None:
             self.on_batch(BatchReport(len(msgs), decoded, res, now, time.time_ns()))
 

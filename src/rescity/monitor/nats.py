@@ -60,7 +60,14 @@ import numpy as np
 from nats.js import api
 
 from .decode import BATCH_SUFFIX, TOPIC_PREFIX, Decoder, gateway_payload
-from .mqtt import BatchReport, MqttConsumer, SensorListCache, decode_messages, wall_clock_ms
+from .mqtt import (
+    BatchReport,
+    MqttConsumer,
+    SensorListCache,
+    account,
+    decode_messages,
+    wall_clock_ms,
+)
 from .pipeline import Pipeline
 
 __all__ = [
@@ -455,15 +462,8 @@ class NatsWorker:
         now = int(self.now())
         decoded = decode_messages(self.decoder, ((self._topic(m), m.data) for m in msgs), now, self.cache)
         res = self.pipeline.ingest(decoded, now, source=self.source)
-        t = self.totals
-        t["messages"] += len(msgs)
-        t["readings"] += len(decoded.batch) + sum(1 for d in decoded.dead if d.sensor is not None)
-        t["accepted"] += res.accepted
-        t["stored"] += res.stored
-        t["dead"] += len(res.dead)
-        t["transitions"] += len(res.transitions)
-        t["batches"] += 1
-        t["redelivered"] += sum(1 for m in msgs if m.metadata.num_delivered > 1)
+        account(self.totals, len(msgs), decoded, res)
+        self.totals["redelivered"] += sum(1 for m in msgs if m.metadata.num_delivered > 1)
         if self.on_batch is not None:
             self.on_batch(BatchReport(len(msgs), decoded, res, now, time.time_ns()))
 
