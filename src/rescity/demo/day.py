@@ -91,7 +91,7 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
         sensed = [s.asset.split(":", 1)[1] for s in city.sensors.values()
                   if s.quantity == "pressure" and s.asset.startswith("water:")]
         pipes = sorted((wn.get_link(p) for p in wn.pipe_name_list), key=lambda p: p.name)
-        brk = next(p for p in pipes if p.start_node_name in sensed and p.diameter >= 0.15)
+        brk = next(p for p in pipes if p.start_node_name in sensed and p.diameter >= 0.2)
         leak = next(p for p in pipes if p.end_node_name in sensed and p.name != brk.name
                     and p.start_node_name != brk.start_node_name)
         steps = 24 * 12 + 1
@@ -100,7 +100,7 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
         leak_mult = np.clip((hours - 2.0) / 20.0, 0.0, 1.0)  # from 02:00, growing
         wn.add_pattern("brk", list(brk_mult[:-1]))
         wn.add_pattern("leak", list(leak_mult[:-1]))
-        wn.get_node(brk.start_node_name).demand_timeseries_list.append((0.060, wn.get_pattern("brk"), "break"))
+        wn.get_node(brk.start_node_name).demand_timeseries_list.append((0.150, wn.get_pattern("brk"), "break"))
         wn.get_node(leak.end_node_name).demand_timeseries_list.append((0.004, wn.get_pattern("leak"), "leak"))
         res = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=f"{tmp}/w")
     p = res.node["pressure"]
@@ -127,8 +127,8 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
     events = [
         ScriptedEvent("main_break", water.uid(brk.name), DAY_START_MS + int(10.5 * HOUR_MS),
                       DAY_START_MS + DAY_MS, near_brk,
-                      f"water main {brk.name} (DN{int(round(brk.diameter * 1000))}) bursts: 60 L/s lost",
-                      f"供水主管{brk.name}爆管，漏失60升/秒"),
+                      f"water main {brk.name} (DN{int(round(brk.diameter * 1000))}) bursts: 150 L/s lost",
+                      f"供水主管{brk.name}爆管，漏失150升/秒"),
         ScriptedEvent("incipient_leak", water.uid(leak.name), DAY_START_MS + 2 * HOUR_MS,
                       DAY_START_MS + DAY_MS, near_leak,
                       f"an incipient leak near pipe {leak.name} grows to 4 L/s",
