@@ -18,13 +18,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from rescity.io.geo import jurisdictions_to_geojson, network_to_geojson
 from rescity.model import JurisdictionLevel
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-
-
-def _feature(uid: str, geom: Any, props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Feature", "id": uid, "geometry": geom.__geo_interface__, "properties": props}
 
 
 class TelemetryBatch(BaseModel):
@@ -86,22 +83,12 @@ def create_app(db: str | None = None) -> FastAPI:
             net = store.get_network(name)
         except NotFoundError:
             raise HTTPException(404, f"no network named {name!r}") from None
-        feats = [_feature(net.uid(n.id), n.geometry, {"role": "node", "id": n.id, "kind": n.kind})
-                 for n in net.nodes.values()]
-        feats += [_feature(net.uid(lk.id), lk.geometry,
-                           {"role": "link", "id": lk.id, "kind": lk.kind, "from": lk.start, "to": lk.end})
-                  for lk in net.links.values()]
-        return {"type": "FeatureCollection", "rescity:network": name,
-                "rescity:network_type": net.type.value, "features": feats}
+        return network_to_geojson(net)
 
     @app.get("/api/jurisdictions/geojson")
     def jurisdictions(level: JurisdictionLevel = JurisdictionLevel.DISTRICT) -> dict[str, Any]:
         """Districts, streets or grid cells as GeoJSON, with names and residents."""
-        feats = [_feature(j.code, j.geometry, {"code": j.code, "name": j.name, "name_zh": j.name_zh,
-                                               "level": j.level.value, "parent": j.parent,
-                                               "population": j.population})
-                 for j in store.get_jurisdictions(level)]
-        return {"type": "FeatureCollection", "features": feats}
+        return jurisdictions_to_geojson(store.get_jurisdictions(level))
 
     def pipeline(request: Request) -> Any:
         pipe = getattr(request.app.state, "pipeline", None)

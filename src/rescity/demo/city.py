@@ -30,7 +30,7 @@ import numpy as np
 import shapely
 import yaml
 from pydantic import BaseModel, ConfigDict
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, Point, Polygon
 from shapely.ops import unary_union
 
 from rescity.model import (
@@ -319,7 +319,7 @@ def _jurisdictions(city: City, spec: DemoSpec, seed: int) -> None:
         streets.sort(key=lambda t: t[0])
         city.add_jurisdiction(Jurisdiction(
             code=dcode, name=dspec.name, name_zh=dspec.name_zh, level=JurisdictionLevel.DISTRICT,
-            geometry=_union([polys[i] for i in d_idx]), population=int(round(pop[d_idx].sum())),
+            geometry=unary_union([polys[i] for i in d_idx]), population=int(round(pop[d_idx].sum())),
         ))
         for s_rank, (_, s_idx) in enumerate(streets):
             scode = f"{dcode}{s_rank + 1:03d}"
@@ -327,7 +327,7 @@ def _jurisdictions(city: City, spec: DemoSpec, seed: int) -> None:
             city.add_jurisdiction(Jurisdiction(
                 code=scode, name=f"{base} Street {s_rank + 1}",
                 name_zh=f"{dspec.name_zh[:-1]}第{s_rank + 1}街道", level=JurisdictionLevel.STREET,
-                parent=dcode, geometry=_union([polys[i] for i in s_idx]),
+                parent=dcode, geometry=unary_union([polys[i] for i in s_idx]),
                 population=int(round(pop[s_idx].sum())),
             ))
             for g_rank, i in enumerate(sorted(s_idx, key=lambda i: (-cent_m[i, 1], cent_m[i, 0]))):
@@ -337,11 +337,6 @@ def _jurisdictions(city: City, spec: DemoSpec, seed: int) -> None:
                     parent=scode, geometry=polys[i], population=int(round(pop[i])),
                     attrs={"h3": cells[i]},
                 ))
-
-
-def _union(polys: list[Polygon]) -> Polygon | MultiPolygon:
-    u = unary_union(polys)
-    return u  # type: ignore[return-value]
 
 
 # -- facilities --------------------------------------------------------------------------------

@@ -692,32 +692,24 @@ def _feature(geom: BaseGeometry, props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": mapping(geom), "properties": props}
 
 
-def _node_props(n: Node) -> dict[str, Any]:
-    props: dict[str, Any] = {"role": "node", "id": n.id, "kind": n.kind}
-    if n.name is not None:
-        props["name"] = n.name
-    for k, v in n.attrs.items():
+def _attr_props(props: dict[str, Any], name: str | None, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Add the optional name and the JSON-able, non-null attributes to ``props``."""
+    if name is not None:
+        props["name"] = name
+    for k, v in attrs.items():
         v = _jsonable(v)
         if v is not None:
             props[k] = v
     return props
+
+
+def _node_props(n: Node) -> dict[str, Any]:
+    return _attr_props({"role": "node", "id": n.id, "kind": n.kind}, n.name, n.attrs)
 
 
 def _link_props(link: Link) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "role": "link",
-        "id": link.id,
-        "kind": link.kind,
-        "from": link.start,
-        "to": link.end,
-    }
-    if link.name is not None:
-        props["name"] = link.name
-    for k, v in link.attrs.items():
-        v = _jsonable(v)
-        if v is not None:
-            props[k] = v
-    return props
+    props = {"role": "link", "id": link.id, "kind": link.kind, "from": link.start, "to": link.end}
+    return _attr_props(props, link.name, link.attrs)
 
 
 def _check_network_writable(network: Network) -> None:
@@ -734,15 +726,12 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
         fh.write("\n")
 
 
-def write_geojson_network(network: Network, path: str | Path) -> Path:
-    """Write ``network`` as a GeoJSON FeatureCollection in WGS84 (full double precision).
-
-    Nodes come first, then links; the name, type, placement and attributes of the
-    network are the ``"rescity:*"`` foreign members. Attribute names that clash with
-    the schema's own properties (``role``, ``id``, ``kind``, ``from``, ``to``, ``name``)
-    raise :class:`ValueError`. Returns the path written.
-    """
-    path = Path(path)
+def network_to_geojson(network: Network) -> dict[str, Any]:
+    """``network`` as a GeoJSON FeatureCollection (a dict) in WGS84: nodes first, then
+    links; the name, type, placement and attributes of the network are the
+    ``"rescity:*"`` foreign members. Attribute names that clash with the schema's own
+    properties (``role``, ``id``, ``kind``, ``from``, ``to``, ``name``) raise
+    :class:`ValueError`."""
     _check_network_writable(network)
     doc: dict[str, Any] = {
         "type": "FeatureCollection",
@@ -756,7 +745,13 @@ def write_geojson_network(network: Network, path: str | Path) -> Path:
     doc["features"] = [_feature(n.geometry, _node_props(n)) for n in network.nodes.values()] + [
         _feature(link.geometry, _link_props(link)) for link in network.links.values()
     ]
-    _write_json(path, doc)
+    return doc
+
+
+def write_geojson_network(network: Network, path: str | Path) -> Path:
+    """Write :func:`network_to_geojson` to ``path`` (full double precision); returns it."""
+    path = Path(path)
+    _write_json(path, network_to_geojson(network))
     return path
 
 
@@ -1155,9 +1150,13 @@ def write_jurisdictions(js: Iterable[Jurisdiction], path: str | Path) -> Path:
             "Polygon",
         )
         return path
-    doc = {
+    _write_json(path, jurisdictions_to_geojson(js))
+    return path
+
+
+def jurisdictions_to_geojson(js: Iterable[Jurisdiction]) -> dict[str, Any]:
+    """Jurisdictions as a GeoJSON FeatureCollection (a dict) in WGS84."""
+    return {
         "type": "FeatureCollection",
         "features": [_feature(j.geometry, _jurisdiction_props(j)) for j in js],
     }
-    _write_json(path, doc)
-    return path

@@ -45,13 +45,9 @@ def _engine(registry: SensorRegistry, city: City | None, mon: MonitoringStore) -
     return warning_stage(registry, city=city, monitoring=mon)
 
 
-def replay_scripted_day(store: Any, city: City, *, step_ms: int = 5 * MINUTE_MS,
-                        on_slice: SliceHook | None = None) -> ReplayReport:
-    """Replay the demo city's scripted day (see :mod:`rescity.demo.day`)."""
-    from rescity.demo.day import describe, scripted_day
-
-    day = scripted_day(city)
-    pipe = make_pipeline(store, city)
+def _replay(store: Any, pipe: Pipeline, sensors: list[str], ts: Any, values: Any,
+            events: list[dict[str, Any]], on_slice: SliceHook | None, **kwargs: Any) -> ReplayReport:
+    """Replay arrays through ``pipe``, collecting the engine's transitions."""
     transitions: list[Any] = []
 
     def hook(now: int, res: IngestResult) -> None:
@@ -59,10 +55,19 @@ def replay_scripted_day(store: Any, city: City, *, step_ms: int = 5 * MINUTE_MS,
         if on_slice is not None:
             on_slice(now, res)
 
-    stats = replay_arrays(pipe, day.sensors, day.ts_ms, day.values, step_ms=step_ms, on_slice=hook)
-    mon = MonitoringStore(store.engine)
+    stats = replay_arrays(pipe, sensors, ts, values, on_slice=hook, **kwargs)
+    return ReplayReport(stats, MonitoringStore(store.engine).dead_letter_counts(), events, transitions)
+
+
+def replay_scripted_day(store: Any, city: City, *, step_ms: int = 5 * MINUTE_MS,
+                        on_slice: SliceHook | None = None) -> ReplayReport:
+    """Replay the demo city's scripted day (see :mod:`rescity.demo.day`)."""
+    from rescity.demo.day import describe, scripted_day
+
+    day = scripted_day(city)
     events = sorted(describe(day), key=lambda e: e["start_ms"])
-    return ReplayReport(stats, mon.dead_letter_counts(), events, transitions)
+    return _replay(store, make_pipeline(store, city), day.sensors, day.ts_ms, day.values, events,
+                   on_slice, step_ms=step_ms)
 
 
 def replay_telemetry(store: Any, path: Path, *, step_ms: int = MINUTE_MS,
@@ -71,16 +76,8 @@ def replay_telemetry(store: Any, path: Path, *, step_ms: int = MINUTE_MS,
     from rescity.monitor.decode import read_table
 
     sensors, ts, values = read_table(path)
-    pipe = make_pipeline(store)
-    transitions: list[Any] = []
-
-    def hook(now: int, res: IngestResult) -> None:
-        transitions.extend(res.transitions)
-        if on_slice is not None:
-            on_slice(now, res)
-
-    stats = replay_arrays(pipe, sensors, ts, values, step_ms=step_ms, speed=speed, on_slice=hook)
-    return ReplayReport(stats, MonitoringStore(store.engine).dead_letter_counts(), [], transitions)
+    return _replay(store, make_pipeline(store), sensors, ts, values, [], on_slice,
+                   step_ms=step_ms, speed=speed)
 
 
 def dead_letters(store: Any, reason: str | None = None, limit: int = 50) -> dict[str, Any]:
