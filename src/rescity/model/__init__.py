@@ -36,3 +36,7 @@ __all__ = [
     "unproject",
     "utm_crs_for",
 ]
+
+from .publication import PublicWarning, Reference, WarningText, cap_triplet  # noqa: E402
+
+__all__ += ["PublicWarning", "Reference", "WarningText", "cap_triplet"]
