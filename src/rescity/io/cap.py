@@ -27,6 +27,7 @@ message read must carry an English and a Chinese ``info``; ``circle``, ``resourc
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -178,6 +179,17 @@ def build_model_error(source: str, exc: ModelError) -> FormatError:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(tag: str, text: str) -> str:
+    """``text`` if XML 1.0 can carry it, else ValueError naming the element and the character."""
+    m = _NOT_XML.search(text)
+    if m:
+        raise ValueError(f"<{tag}> contains {m.group()!r}, which XML 1.0 cannot carry")
+    return text
+
+
 def _q(tag: str) -> str:
     return f"{{{CAP_NS}}}{tag}"
 
@@ -185,7 +197,7 @@ def _q(tag: str) -> str:
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     e = ET.SubElement(parent, _q(tag))
     if text is not None:
-        e.text = text
+        e.text = xml_text(tag, text)
     return e
 
 

@@ -58,6 +58,7 @@ from rescity.io.cap import (
     parse_references,
     parse_time,
     parse_xml,
+    xml_text,
 )
 from rescity.io.errors import FormatError
 from rescity.model.city import ModelError
@@ -80,7 +81,7 @@ CONTENT_TYPE = "application/xml"
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )
-_GB_ID = re.compile(r"(?P<unit>\d{14})_(?P<time>\d{14})_(?P<seq>\d)")
+_GB_ID = re.compile(r"(?P<unit>[0-9]{14})_(?P<time>[0-9]{14})_(?P<seq>[0-9])")
 _COLOURS = {1: "Red", 2: "Orange", 3: "Yellow", 4: "Blue"}
 _LEVELS = {v: k for k, v in _COLOURS.items()}
 
@@ -150,7 +151,7 @@ def parse_gb_identifier(identifier: str) -> tuple[str, str, str, str, datetime, 
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     e = ET.SubElement(parent, tag)
     if text is not None:
-        e.text = text
+        e.text = xml_text(tag, text)
     return e
 
 
@@ -244,7 +245,7 @@ def read_gb(data: bytes, source: str = "<bytes>") -> PublicWarning:
     a = "alert"
     identifier = _req(root, "identifier", source, a).strip()
     sender_code = _req(root, "senderCode", source, a).strip()
-    if not re.fullmatch(r"\d{14}", sender_code):
+    if not re.fullmatch(r"[0-9]{14}", sender_code):
         raise FormatError(source, f"senderCode must be 14 digits, found {sender_code!r}", field=f"{a}/senderCode")
     refs_text = _opt(root, "references", source, a)
     infos: dict[str, tuple[str, ET.Element]] = {}

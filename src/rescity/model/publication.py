@@ -229,7 +229,7 @@ LANG_EN = "en-US"
 LANG_ZH = "zh-CN"
 
 _CAP_TOKEN = re.compile(r"[^\s,<&]+")
-_ADMIN_CODE = re.compile(r"\d{6}")
+_ADMIN_CODE = re.compile(r"[0-9]{6}")
 
 
 @dataclass(frozen=True, slots=True)
