@@ -1,7 +1,7 @@
 """Public warnings (预警发布): the message a city publishes, whatever the format or channel.
 
 A :class:`PublicWarning` is what :mod:`rescity.io.cap` writes as CAP 1.2 and
-:mod:`rescity.io.cap` (``write_gb``) as the GB/T 35965.1-style Chinese early-warning
+:mod:`rescity.io.gbwarning` (``write_gb``) as the GB/T 35965.1-style Chinese early-warning
 message. It carries the user-facing text in both English (``en-US``) and Chinese
 (``zh-CN``); each format writes one ``<info>`` block per language.
 
@@ -284,7 +284,7 @@ class PublicWarning:
     """One public warning message (CAP ``alert`` with an English and a Chinese ``info``).
 
     * ``identifier``, ``sender``: CAP tokens (no spaces, commas, ``<`` or ``&``);
-      ``identifier`` is typically :func:`rescity.io.cap.gb_identifier`'s.
+      ``identifier`` is typically :func:`rescity.io.gbwarning.gb_identifier`'s.
     * ``sent``, ``onset``, ``expires``: timezone-aware, whole seconds.
     * ``level``: national level, 1 = red (highest) .. 4 = blue.
     * ``hazard``: a key of :data:`HAZARDS` (or another key, with explicit categories and
@@ -295,7 +295,7 @@ class PublicWarning:
       administrative division codes (GB/T 2260).
     * ``sender_code``: the 14-character GB/T 35965.1 issuing-unit code
       (6-digit division + 3-digit sector + 3-digit unit + 2-digit extension),
-      see :func:`rescity.io.cap.gb_sender_code`.
+      see :func:`rescity.io.gbwarning.gb_sender_code`.
     * ``incidents``: ids of the incidents the warning is about (CAP ``incidents``).
     """
 
