@@ -1,11 +1,28 @@
 """The warning engine: many warning models evaluated over whole batches of readings.
 
-State lives in NumPy arrays, one entry per *slot* = (model, sensor). A batch is
-evaluated in *slabs*: slab ``k`` holds the ``k``-th reading (in time order) of every
-sensor present in the batch, so no sensor appears twice in a slab and every slab is one
-vectorised step; a batch with one reading per sensor is a single slab. The result is
-exactly what evaluating the readings one by one gives (the tests check this against a
-plain per-reading loop, :class:`ReferenceEngine`, for arbitrary batch splits).
+State lives in NumPy arrays, one entry per *slot* = (model, sensor). A batch of any
+shape (one reading per sensor, many readings of few sensors, any order) is evaluated in
+a fixed number of vectorised steps, independent of how many readings a sensor has in
+the batch:
+
+1. late and NaN readings are dropped in batch order (a reading older than the last
+   evaluated reading of its sensor is late);
+2. per graded kind, the readings that can change a slot are found without sorting:
+   for thresholds, readings outside the slot's quiet interval of raw values (every
+   reading of a slot in alarm is "outside"); every reading of such a slot is kept;
+3. only those readings are ordered by (slot, time) (a stable sort: equal times keep
+   their batch order) and run through the hysteresis / pending / firing machine as a
+   *segmented scan*: per slot segment, the severity after each reading is the state of
+   four set/reset latches (one per level), and the pending start and firing flag are
+   forward-filled events, so the result of the whole segment comes from a constant
+   number of array operations.
+
+Kinds whose derived value needs the previous reading (rate, step) derive it for the
+whole (sensor, time)-sorted batch with shifted arrays; kinds with a sequential derived
+value (stuck, drift, accumulation, anomaly) derive it in *rounds* (round ``k`` holds
+the ``k``-th reading of every slot), then share the same scan. The result is exactly
+what evaluating the readings one by one gives (the tests check this against a plain
+per-reading loop, :class:`ReferenceEngine`, for arbitrary batch splits and orders).
 
 Levels: inside, severities 0..4 (0 normal, 1 blue .. 4 red) because they order
 naturally; every :class:`Transition` speaks the national convention: ``level_before``
@@ -16,7 +33,10 @@ The graded state machine of one slot (for every graded kind):
 
 * hysteresis: with thresholds ``T1 <= T2 <= T3 <= T4`` (blue..red, in "bad is larger"
   space) and dead band ``h``, the severity after a value ``x`` is
-  ``max(#{k: x >= Tk}, min(previous, #{k: x > Tk - h}))``;
+  ``max(#{k: x >= Tk}, min(previous, #{k: x > Tk - h}))``; equivalently, level ``k`` is
+  set by ``x >= Tk``, reset by ``x <= Tk - h`` and otherwise kept (the latch the scan
+  uses). A kind may grade one value per level (``x_k``, the accumulation over level
+  ``k``'s window) as long as the levels' conditions are nested;
 * pending -> firing: when the severity leaves 0 the condition starts (``pending``); it
   fires at the first reading (or :meth:`WarningEngine.tick`) at least ``for_s`` after the
   start; a level change while pending or firing is a ``level`` transition; back to 0 is
@@ -25,8 +45,9 @@ The graded state machine of one slot (for every graded kind):
 
 Time: explicit only. ``process`` uses the readings' timestamps; ``tick(now_ms)`` fires
 pending conditions whose duration elapsed without a new reading and evaluates the
-silence models. Readings older than the last evaluated reading of the same sensor are
-dropped (counted in ``stats["late"]``); NaN readings are dropped (``stats["nan"]``).
+time-driven models (silence, sliding accumulation windows). Readings older than the last
+evaluated reading of the same sensor are dropped (counted in ``stats["late"]``); NaN
+readings are dropped (``stats["nan"]``).
 """
 
 from __future__ import annotations
@@ -148,14 +169,122 @@ class _Out:
         return sum(len(m) for m in self.model) + len(self.objects)
 
 
+# -- the batch as the evaluators see it -----------------------------------------------------------------
+def _firsts(key: np.ndarray) -> np.ndarray:
+    """``first[i]``: position ``i`` starts a run of equal ``key`` values (grouped input)."""
+    first = np.empty(len(key), dtype=bool)
+    if len(key):
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+    return first
+
+
+def _seg_start(first: np.ndarray) -> np.ndarray:
+    """Index of the first position of each position's segment."""
+    idx = np.arange(len(first))
+    return np.maximum.accumulate(np.where(first, idx, 0))
+
+
+def _latch(event: np.ndarray, value: np.ndarray, init: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Segmented forward fill: at each position the ``value`` of the latest ``event`` at or
+    before it in its segment, else ``init`` (the state before the segment)."""
+    idx = np.arange(len(event))
+    last = np.maximum.accumulate(np.where(event, idx, -1))
+    return np.where(last >= seg, value[np.maximum(last, 0)], init)
+
+
+def _rounds(first: np.ndarray) -> list[np.ndarray]:
+    """Positions of each round of grouped input: round ``k`` holds the ``k``-th position of
+    every segment (so no segment appears twice in a round)."""
+    n = len(first)
+    if n == 0:
+        return []
+    if bool(first.all()):
+        return [np.arange(n)]
+    rank = np.arange(n) - _seg_start(first)
+    small = rank.astype(np.int16) if int(rank.max()) < 32767 else rank
+    order = np.argsort(small, kind="stable")
+    r = rank[order]
+    return np.split(order, np.searchsorted(r, np.arange(1, int(r[-1]) + 1)))
+
+
+class BatchView:
+    """The valid readings of one batch (late and NaN readings dropped), in batch order:
+    ``s`` (int32 sensor), ``t`` (int64 ms UTC), ``v`` (float64 SI); ``span`` = (a, b) when
+    ``s`` is exactly a, a+1, .., b-1. :attr:`sorted` orders them by (sensor, time), equal
+    times keeping their batch order; it is built on first use only."""
+
+    def __init__(self, s: np.ndarray, t: np.ndarray, v: np.ndarray, n_sensors: int,
+                 span: tuple[int, int] | None, increasing: bool) -> None:
+        self.s, self.t, self.v = s, t, v
+        self.n_sensors = n_sensors
+        self.span = span
+        self.increasing = increasing  # s strictly increasing: each sensor at most once
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._unique: bool | None = True if increasing else None
+
+    def __len__(self) -> int:
+        return len(self.s)
+
+    @property
+    def unique(self) -> bool:
+        """Each sensor at most once in the batch."""
+        if self._unique is None:
+            self._unique = bool(np.bincount(self.s, minlength=self.n_sensors).max() <= 1) if len(self.s) else True
+        return self._unique
+
+    @property
+    def sorted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(s, t, v, first) ordered by (sensor, time); ``first`` marks each sensor's first reading."""
+        if self._sorted is None:
+            s, t, v = self.s, self.t, self.v
+            n = len(s)
+            if self.increasing:
+                self._sorted = (s, t, v, np.ones(n, dtype=bool))
+                return self._sorted
+            first = _firsts(s)
+            if n and bool(np.all(s[1:] >= s[:-1])) and bool(np.all((t[1:] >= t[:-1]) | first[1:])):
+                self._sorted = (s, t, v, first)
+                return self._sorted
+            if self.unique and n * 4 >= self.n_sensors:
+                # a permutation-like batch: place each reading at its sensor (O(n_sensors))
+                pos = np.full(self.n_sensors, -1, dtype=np.int64)
+                pos[s] = np.arange(n)
+                order = pos[pos >= 0]
+            else:
+                # one int64 sort of (sensor, time since the batch's first, position) packed
+                # into one key: the stable (sensor, time) order; lexsort when they do not fit
+                t0 = int(t.min())
+                ib = max(1, (n - 1).bit_length())
+                tb = max(1, (int(t.max()) - t0).bit_length())
+                sb = max(1, (self.n_sensors - 1).bit_length())
+                if sb + tb + ib <= 63:
+                    key = (s.astype(np.int64) << (tb + ib)) | ((t - t0) << ib) | np.arange(n, dtype=np.int64)
+                    key.sort()
+                    order = key & ((1 << ib) - 1)
+                else:
+                    order = np.lexsort((t, s))
+            ss = s[order]
+            self._sorted = (ss, t[order], v[order], _firsts(ss))
+        return self._sorted
+
+    def slabs(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int] | None]]:
+        """Rounds of the sorted readings: (s, t, v, span) with each sensor at most once."""
+        if self.increasing:
+            return [(self.s, self.t, self.v, self.span)]
+        s, t, v, first = self.sorted
+        return [(s[p], t[p], v[p], None) for p in _rounds(first)]
+
+
 # -- evaluators ------------------------------------------------------------------------------------
 class Evaluator:
     """Evaluates all models of one kind. Subclasses register with :func:`register_evaluator`.
 
-    Hooks, all optional: :meth:`process_slab` (each sensor at most once, readings of a
-    slab may have different times), :meth:`process_batch` (all valid readings of the
-    batch, each sensor's readings in time order), :meth:`after` (the transitions the other
-    evaluators produced in this call, for models over alarms), :meth:`tick`.
+    Hooks, all optional: :meth:`process_view` (the whole batch; by default it calls
+    :meth:`process_slab` once per round, each sensor at most once per round, readings of
+    a round may have different times), :meth:`process_batch` (all valid readings of the
+    batch in batch order), :meth:`after` (the transitions the other evaluators produced
+    in this call, for models over alarms), :meth:`tick`.
     """
 
     kind: ClassVar[str] = ""
@@ -164,6 +293,13 @@ class Evaluator:
     def __init__(self, engine: WarningEngine, models: list[tuple[int, ModelSpec]]) -> None:
         self.engine = engine
         self.models = models
+
+    def process_view(self, view: BatchView, out: _Out) -> None:
+        if type(self).process_slab is Evaluator.process_slab:
+            return
+        for s, t, v, span in view.slabs():
+            if len(s):
+                self.process_slab(s, t, v, out, span)
 
     def process_slab(self, s: np.ndarray, t: np.ndarray, v: np.ndarray, out: _Out,
                      span: tuple[int, int] | None = None) -> None:
@@ -329,63 +465,166 @@ class GradedEvaluator(Evaluator):
         """The graded value in the model's own sign from x' (for transitions)."""
         return np.where(self.absf[sl], x, x * self.xsign[sl])
 
-    # -- evaluation --------------------------------------------------------------------------------
-    def process_slab(self, s: np.ndarray, t: np.ndarray, v: np.ndarray, out: _Out,
-                     span: tuple[int, int] | None = None) -> None:
-        for layer in self.layers:
-            sl: Any
-            if layer.slot_of is None:
-                # slot == sensor; a contiguous run of a stateless kind is read through a slice
-                sl = slice(*span) if span is not None and not self.stateful else s
-                tt, vv = t, v
-            else:
-                sl = layer.slot_of[span[0]:span[1]] if span is not None else layer.slot_of[s]
-                if not layer.full:
-                    keep = sl >= 0
-                    if not keep.all():
-                        sl, tt, vv = sl[keep], t[keep], v[keep]
-                    else:
-                        tt, vv = t, v
-                else:
-                    tt, vv = t, v
-            if len(tt):
-                self.evaluate(sl, tt, vv, out)
+    def derive_sorted(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """Graded values of readings grouped by slot, each slot's in time order (``first``
+        marks a slot's first reading); leaves the kind's state at each slot's last reading.
+        Default: :meth:`derive` in rounds (the ``k``-th reading of every slot at once)."""
+        rounds = _rounds(first)
+        if len(rounds) == 1:
+            return self.derive(sl, t, v)
+        x: np.ndarray | None = None
+        for pos in rounds:
+            y = self.derive(sl[pos], t[pos], v[pos])
+            if x is None:
+                x = np.empty((len(sl), *y.shape[1:]), dtype=np.float64)
+            x[pos] = y
+        assert x is not None
+        return x
 
-    def evaluate(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, out: _Out) -> None:
-        """Readings on unique slots: derive, then grade those that can change the state."""
-        x = self.derive(sl, t, v)
-        hot = np.flatnonzero(x >= self.Q[sl])  # NaN compares False: skipped
-        if len(hot):
-            self.grade(_pick(sl, hot), t[hot], x[hot], v[hot], out)
+    def hot(self, sl: Any, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Stateless kinds: positions of the readings that could change their slot (a
+        superset is fine). ``sl`` is an index array or a slice."""
+        x = self.derive(np.asarray(sl) if not isinstance(sl, slice) else np.arange(sl.start, sl.stop), t, v)
+        return np.flatnonzero(_lead(x) >= self.Q[sl])
+
+    def after_grade(self, slots: np.ndarray) -> None:
+        """Called with the (unique) slots whose state :meth:`grade_sorted` just set."""
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def process_view(self, view: BatchView, out: _Out) -> None:
+        for layer in self.layers:
+            if self.stateful:
+                self._process_stateful(layer, view, out)
+            else:
+                self._process_stateless(layer, view, out)
+
+    def _process_stateless(self, layer: _Layer, view: BatchView, out: _Out) -> None:
+        """Find the hot readings in batch order, keep every reading of their slots (and of
+        slots in alarm: those are always hot), order only those by (slot, time), grade."""
+        s, t, v, span = view.s, view.t, view.v, view.span
+        sl: Any
+        if layer.slot_of is None:
+            sl = slice(*span) if span is not None else s
+        else:
+            sl = layer.slot_of[span[0]:span[1]] if span is not None else layer.slot_of[s]
+            if not layer.full:
+                keep = sl >= 0
+                if not keep.all():
+                    sl, t, v = sl[keep], t[keep], v[keep]
+        if not len(t):
+            return
+        hot = self.hot(sl, t, v)
+        if not len(hot):
+            return
+        if isinstance(sl, slice):
+            sl = np.arange(sl.start, sl.stop, dtype=np.int32)
+        if view.increasing:
+            pos = hot  # each slot at most once: the hot readings are all their slots' readings
+        else:
+            flag = np.zeros(self.n_slots, dtype=bool)
+            flag[sl[hot]] = True
+            pos = np.flatnonzero(flag[sl])
+        ps, pt, pv = sl[pos], t[pos], v[pos]
+        if len(pos) > 1 and not bool(np.all(ps[1:] > ps[:-1])):
+            o = np.lexsort((pt, ps))  # stable: equal times keep their batch order
+            ps, pt, pv = ps[o], pt[o], pv[o]
+        self.grade_sorted(ps, pt, self.derive(ps, pt, pv), pv, _firsts(ps), out)
+
+    def _process_stateful(self, layer: _Layer, view: BatchView, out: _Out) -> None:
+        """Derive every reading of the layer's slots in (slot, time) order, then grade the
+        slots with a reading that could change them."""
+        s, t, v, first = view.sorted
+        if layer.slot_of is None:
+            sl = s
+        else:
+            sl = layer.slot_of[s]
+            if not layer.full:
+                keep = sl >= 0
+                if not keep.all():
+                    sl, t, v = sl[keep], t[keep], v[keep]
+                    first = _firsts(sl)
+        if not len(sl):
+            return
+        x = self.derive_sorted(sl, t, v, first)
+        lead = _lead(x)
+        interest = lead >= self.Q[sl]  # NaN compares False
+        if not interest.any():
+            return
+        flag = np.zeros(self.n_slots, dtype=bool)
+        flag[sl[interest]] = True
+        sel = flag[sl] & (lead == lead)
+        if not sel.all():
+            sl, t, x, v = sl[sel], t[sel], x[sel], v[sel]
+            first = _firsts(sl)
+        self.grade_sorted(sl, t, x, v, first, out)
 
     def grade(self, sl: np.ndarray, t: np.ndarray, x: np.ndarray, v: np.ndarray, out: _Out) -> None:
-        """The hysteresis / pending / firing machine on unique slots (vectorised)."""
-        T = self.T[sl]
-        TH = self.TH[sl]
-        xc = x[:, None]
-        e = (xc >= T).sum(axis=1, dtype=np.int8)
-        m = (xc > TH).sum(axis=1, dtype=np.int8)
+        """The machine on unique slots (one reading each)."""
+        self.grade_sorted(sl, t, x, v, np.ones(len(sl), dtype=bool), out)
+
+    def grade_sorted(self, sl: np.ndarray, t: np.ndarray, x: np.ndarray, v: np.ndarray,
+                     first: np.ndarray, out: _Out) -> None:
+        """The hysteresis / pending / firing machine over readings grouped by slot, each
+        slot's in time order, as a segmented scan (see the module docstring). ``x``: the
+        sign-adjusted graded value, one per reading, or ``[n, 4]`` one per level."""
+        n = len(sl)
+        if n == 0:
+            return
+        xc = x[:, None] if x.ndim == 1 else x
+        e = (xc >= self.T[sl]).sum(axis=1, dtype=np.int8)  # levels entered
+        m = (xc > self.TH[sl]).sum(axis=1, dtype=np.int8)  # levels not left
         c0 = self.cur[sl]
-        c1 = np.maximum(e, np.minimum(c0, m))
         f0 = self.firing[sl]
-        since0 = self.since[sl]
-        start = (c0 == 0) & (c1 > 0)
-        since1 = np.where(start, t, since0)
-        on = c1 > 0
-        fire = on & ~f0 & (t - since1 >= self.for_ms[sl])
-        resolved = (c0 > 0) & ~on
+        s0 = self.since[sl]
+        for_ms = self.for_ms[sl]
+        if bool(first.all()):
+            c = np.maximum(e, np.minimum(c0, m))
+            cprev = c0
+            on = c > 0
+            start = (cprev == 0) & on
+            since = np.where(start, t, s0)
+            qual = on & (t - since >= for_ms)
+            fb = f0
+            fa = (f0 | qual) & on
+            last = np.arange(n)
+        else:
+            seg = _seg_start(first)
+            c = np.zeros(n, dtype=np.int8)
+            for lvl in range(1, 5):
+                up = e >= lvl
+                c += _latch(up | (m < lvl), up, c0 >= lvl, seg)
+            cprev = np.where(first, c0, np.roll(c, 1))
+            on = c > 0
+            start = (cprev == 0) & on
+            idx = np.arange(n)
+            ls = np.maximum.accumulate(np.where(start, idx, -1))
+            since = np.where(ls >= seg, t[np.maximum(ls, 0)], s0)
+            qual = on & (t - since >= for_ms)
+            fa = _latch(~on | qual, qual, f0, seg)  # firing after each reading
+            fb = np.where(first, f0, np.roll(fa, 1))  # firing before it
+            last = np.flatnonzero(np.r_[first[1:], True])
+        fire = qual & ~fb
+        was = cprev > 0
+        resolved = was & ~on
         pending = start & ~fire
-        level = (c0 > 0) & on & (c1 != c0) & ~fire
-        self.cur[sl] = c1
-        self.since[sl] = np.where(on, since1, 0)
-        self.firing[sl] = (f0 | fire) & on
-        self.Q[sl] = np.where(on, -np.inf, self.T0[sl])
+        level = was & on & (c != cprev) & ~fire
+        ss = sl[last]
+        ol = on[last]
+        self.cur[ss] = c[last]
+        self.since[ss] = np.where(ol, since[last], 0)
+        self.firing[ss] = fa[last]
+        self.Q[ss] = np.where(ol, -np.inf, self.T0[ss])
+        self.after_grade(ss)
         emit = np.flatnonzero(fire | resolved | pending | level)
         if len(emit):
-            kind = np.select([pending, fire, level, resolved], [0, 1, 2, 3], 4)[emit].astype(np.int8)
+            kind = np.select([pending[emit], fire[emit], level[emit], resolved[emit]], [0, 1, 2, 3], 4).astype(np.int8)
             se = sl[emit]
             out.add(self.slot_model[se], self.slot_sensor[se], t[emit].astype(np.int64), kind,
-                    c0[emit], c1[emit], self.value_of(se, x[emit]), v[emit])
+                    cprev[emit], c[emit], self.graded_value(se, x[emit], cprev[emit], c[emit]), v[emit])
+
+    def graded_value(self, sl: np.ndarray, x: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
+        """The value a transition reports (the model's own sign), from x'."""
+        return self.value_of(sl, x)
 
     def tick(self, now_ms: int, out: _Out) -> None:
         """Pending conditions whose duration elapsed fire at ``now_ms``."""
@@ -408,11 +647,9 @@ class GradedEvaluator(Evaluator):
         return abs(y) if self.absf[slot] else y * float(self.xsign[slot])
 
 
-def _pick(sl: Any, hot: np.ndarray) -> np.ndarray:
-    """``sl[hot]`` for an index array or a slice."""
-    if isinstance(sl, slice):
-        return (hot + (sl.start or 0)).astype(np.int32)
-    return np.asarray(sl[hot])
+def _lead(x: np.ndarray) -> np.ndarray:
+    """The blue-level value of a graded value (per-level values: the first column)."""
+    return x if x.ndim == 1 else x[:, 0]
 
 
 def _override_table(spec: GradedSpec, reg: SensorRegistry, city: City | None) -> dict[int, Any]:
@@ -487,17 +724,17 @@ class ThresholdEvaluator(GradedEvaluator):
             lo = np.where(fin & np.isfinite(vl), vl + 1e-9 * np.abs(vl) + 1e-12, -np.inf)
             hi = np.where(fin & np.isfinite(vh), vh - 1e-9 * np.abs(vh) - 1e-12, np.inf)
         self.qlo0, self.qhi0 = lo, hi
-        self.qlo, self.qhi = lo.copy(), hi.copy()
+        # [slot, 2]: the quiet interval (lo, hi) side by side, one gather per reading
+        self.qb = np.ascontiguousarray(np.stack([lo, hi], axis=1)) if n else np.zeros((0, 2))
 
-    def evaluate(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, out: _Out) -> None:
-        hot = np.flatnonzero((v <= self.qlo[sl]) | (v >= self.qhi[sl]))
-        if len(hot):
-            sh = _pick(sl, hot)
-            vh = v[hot]
-            self.grade(sh, t[hot], self.derive(sh, t[hot], vh), vh, out)
-            on = self.cur[sh] > 0
-            self.qlo[sh] = np.where(on, np.inf, self.qlo0[sh])
-            self.qhi[sh] = np.where(on, -np.inf, self.qhi0[sh])
+    def hot(self, sl: Any, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+        q = self.qb[sl] if isinstance(sl, slice) else np.take(self.qb, sl, axis=0)
+        return np.flatnonzero((v <= q[:, 0]) | (v >= q[:, 1]))
+
+    def after_grade(self, slots: np.ndarray) -> None:
+        on = self.cur[slots] > 0
+        self.qb[slots, 0] = np.where(on, np.inf, self.qlo0[slots])
+        self.qb[slots, 1] = np.where(on, -np.inf, self.qhi0[slots])
 
     def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
         y = v if self.plain else self.a[sl] * v + self.b[sl]
@@ -513,6 +750,17 @@ class _PrevEvaluator(GradedEvaluator):
     def setup_state(self) -> None:
         self.pv = np.full(self.n_slots, np.nan)
         self.pt = np.full(self.n_slots, NO_TS, dtype=np.int64)
+
+    def previous(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray,
+                 first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(previous value, previous time) of each reading of grouped, time-ordered input;
+        the stored state at each slot's first reading; the state moves to each slot's last."""
+        pv = np.where(first, self.pv[sl], np.roll(v, 1))
+        pt = np.where(first, self.pt[sl], np.roll(t, 1))
+        last = np.flatnonzero(np.r_[first[1:], True])
+        self.pv[sl[last]] = v[last]
+        self.pt[sl[last]] = t[last]
+        return pv, pt
 
     def ref_init(self) -> list[dict[str, Any]]:
         return [{**d, "pv": math.nan, "pt": None} for d in super().ref_init()]
@@ -531,12 +779,14 @@ class RateEvaluator(_PrevEvaluator):
         self.per_ms = np.array([e["per_s"] * 1000.0 for e in self.extra], dtype=np.float64)
 
     def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
-        pv = self.pv[sl]
-        pt = self.pt[sl]
+        return self.derive_sorted(sl, t, v, np.ones(len(sl), dtype=bool))
+
+    def derive_sorted(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """(v - v_prev) / (t - t_prev) * per, in unit per ``per``; NaN without a previous
+        reading or for equal times."""
+        pv, pt = self.previous(sl, t, v, first)
         dt = (t - pt).astype(np.float64)
         dt[(pt == NO_TS) | (dt <= 0)] = np.nan
-        self.pv[sl] = v
-        self.pt[sl] = t
         return self._signed(sl, (v - pv) / dt * self.per_ms[sl])
 
     def ref_derive(self, slot: int, st: dict[str, Any], t: int, v: float) -> float:
@@ -552,9 +802,11 @@ class StepEvaluator(_PrevEvaluator):
     """Step: reading minus the previous reading of the sensor."""
 
     def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
-        pv = self.pv[sl]
-        self.pv[sl] = v
-        self.pt[sl] = t
+        return self.derive_sorted(sl, t, v, np.ones(len(sl), dtype=bool))
+
+    def derive_sorted(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """v - v_prev in the quantity's unit (NaN without a previous reading)."""
+        pv, _pt = self.previous(sl, t, v, first)
         return self._signed(sl, v - pv)
 
     def ref_derive(self, slot: int, st: dict[str, Any], t: int, v: float) -> float:
@@ -640,10 +892,9 @@ class DriftEvaluator(GradedEvaluator):
 class SilenceEvaluator(GradedEvaluator):
     """Seconds since the sensor's last reading, graded at :meth:`tick`; a reading resets it."""
 
-    def evaluate(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, out: _Out) -> None:
-        hot = np.flatnonzero(self.cur[sl] > 0)
-        if len(hot):
-            self.grade(_pick(sl, hot), t[hot], np.zeros(len(hot)), v[hot], out)
+    def derive_sorted(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray, first: np.ndarray) -> np.ndarray:
+        # a reading grades 0 s of silence on a slot in alarm (resolving it); else nothing
+        return np.where(self.cur[sl] > 0, 0.0, np.nan)
 
     def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.zeros(len(sl))
@@ -1056,35 +1307,6 @@ class WarningEngine:
         return sum(e.n_slots for e in self.evaluators)
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def _slabs(self, s: np.ndarray, t: np.ndarray) -> tuple[list[np.ndarray] | None, tuple[int, int] | None]:
-        """Positions of each slab (None: the whole batch is one slab, in its order), and the
-        span (a, b) when the batch's sensors are exactly a, a+1, .., b-1 in order."""
-        n = len(s)
-        if n <= 1 or bool(np.all(s[1:] > s[:-1])):
-            a, b = int(s[0]), int(s[-1]) + 1
-            return None, ((a, b) if b - a == n else None)
-        counts = np.bincount(s, minlength=len(self.registry))
-        if counts.max() <= 1:
-            return None, None
-        # group by sensor keeping input order (one int64 sort), then check each sensor's
-        # readings are in time order; if not, sort by (sensor, time) (ties keep input order)
-        key = (s.astype(np.int64) << 32) | np.arange(n, dtype=np.int64)
-        key.sort()
-        order = key & 0xFFFFFFFF
-        ss = key >> 32
-        to = t[order]
-        if bool(np.any((ss[1:] == ss[:-1]) & (to[1:] < to[:-1]))):
-            order = np.lexsort((t, s))
-            ss = s[order]
-        starts = np.cumsum(counts) - counts
-        rank = np.arange(n) - starts[ss]
-        small = rank.astype(np.int16) if int(rank.max()) < 32767 else rank
-        by_rank = np.argsort(small, kind="stable")
-        order = order[by_rank]
-        r = rank[by_rank]
-        cuts = np.searchsorted(r, np.arange(1, int(r[-1]) + 1))
-        return np.split(order, cuts), None
-
     def process(self, batch: ReadingBatch) -> list[Transition]:
         """Evaluate a batch; the transitions in time order (then model, then sensor)."""
         return self._collect(self._process(batch))
@@ -1105,43 +1327,38 @@ class WarningEngine:
         if self.origin_ms is None:
             self.origin_ms = int(t.min())
         self.stats["readings"] += n
-        slabs, span = self._slabs(s, t)
-        # in-order stream (no reading older than anything seen) without NaN: nothing to drop
+        # an in-order stream (no reading older than anything seen) without NaN: nothing to drop
         clean = int(t.min()) >= self._watermark and not bool(np.isnan(v).any())
         self._watermark = max(self._watermark, int(t.max()))
-        batch_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        want_batch = any(type(e).process_batch is not Evaluator.process_batch for e in self.evaluators)
-        for pos in [None] if slabs is None else slabs:
-            if pos is None:
-                ss, tt, vv = s, t, v
-            else:
-                ss, tt, vv = s[pos], t[pos], v[pos]
-            sp = span
-            if not clean:
-                ok = (tt >= self.last_ts[ss]) & (vv == vv)
-                if not ok.all():
-                    bad = ~ok
-                    nan = int(np.count_nonzero(vv != vv))
-                    self.stats["nan"] += nan
-                    self.stats["late"] += int(np.count_nonzero(bad)) - nan
-                    ss, tt, vv = ss[ok], tt[ok], vv[ok]
-                    sp = None
-            if sp is not None:
-                self.last_ts[sp[0]:sp[1]] = tt
-            else:
-                self.last_ts[ss] = tt
-            for ev in self.evaluators:
-                if ev.phase == 0:
-                    ev.process_slab(ss, tt, vv, out, sp)
-            if want_batch:
-                batch_parts.append((ss, tt, vv))
-        if want_batch:
-            bs = np.concatenate([p[0] for p in batch_parts])
-            bt = np.concatenate([p[1] for p in batch_parts])
-            bv = np.concatenate([p[2] for p in batch_parts])
-            for ev in self.evaluators:
-                if ev.phase == 0:
-                    ev.process_batch(bs, bt, bv, out)
+        if not clean:
+            # late: older than the last evaluated reading of its sensor (a sensor's readings
+            # within the batch are evaluated in time order, so never late to each other)
+            ok = (t >= self.last_ts[s]) & (v == v)
+            if not ok.all():
+                nan = int(np.count_nonzero(v != v))
+                self.stats["nan"] += nan
+                self.stats["late"] += int(np.count_nonzero(~ok)) - nan
+                s, t, v = s[ok], t[ok], v[ok]
+        if len(s) == 0:
+            return out
+        increasing = len(s) == 1 or bool(np.all(s[1:] > s[:-1]))
+        span = None
+        if increasing:
+            a, b = int(s[0]), int(s[-1]) + 1
+            span = (a, b) if b - a == len(s) else None
+        if span is not None:
+            self.last_ts[span[0]:span[1]] = t
+        elif increasing:
+            self.last_ts[s] = t
+        else:
+            np.maximum.at(self.last_ts, s, t)
+        view = BatchView(s, t, v, N, span, increasing)
+        for ev in self.evaluators:
+            if ev.phase == 0:
+                ev.process_view(view, out)
+        for ev in self.evaluators:
+            if ev.phase == 0 and type(ev).process_batch is not Evaluator.process_batch:
+                ev.process_batch(s, t, v, out)
         self._phase1(out)
         return out
 
