@@ -63,7 +63,9 @@ def test_learns_a_daily_pattern_and_flags_a_spike_and_an_off_pattern_value() -> 
     off[trough : trough + 6] = 11.0  # ... reads like an ordinary midday value for half an hour
     s = score_series(ts, off)
     assert s[trough : trough + 6].max() >= 0.3
-    assert s[trough : trough + 6].max() > 5 * clean[3 * DAY :].max()
+    # well clear of the clean rhythm's background (the transition view, step 5, keeps that
+    # background a little above zero on a noisy sine)
+    assert s[trough : trough + 6].max() > 3 * clean[3 * DAY :].max()
 
 
 def test_a_level_shift_is_flagged_once_then_learnt() -> None:
@@ -116,3 +118,53 @@ def test_grade_maps_scores_to_the_four_national_levels() -> None:
     assert grade(1.0).tolist() == 1
     with pytest.raises(ValueError, match="increasing"):
         grade(0.5, (0.9, 0.1, 0.2, 0.3))
+
+
+def test_a_reversed_sequence_of_ordinary_values_is_flagged_by_the_transition_view() -> None:
+    rng = np.random.default_rng(11)
+    n = 2400
+    ts = np.arange(n, dtype=np.int64) * FIVE_MIN
+    x = np.tile([0.0, 1.0, 2.0, 3.0], n // 4) + 0.02 * rng.normal(size=n)
+    # the same four values, in the reverse order, for 12 readings: no value is unusual,
+    # the level and the spread are those of the cycle, only the transitions are new
+    x[2000:2012] = np.tile([3.0, 2.0, 1.0, 0.0], 3) + 0.02 * rng.normal(size=12)
+    point_only = score_series(ts, x, AnomalyParams(trans_weight=0.0))
+    both = score_series(ts, x)
+    assert point_only[2000:2012].max() < 0.3
+    assert both[2000:2012].max() >= 0.3
+    assert both[1000:2000].max() < 0.3  # the ordinary cycle raises nothing
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=20, max_size=200))
+def test_transition_evidence_only_adds_to_the_score(values) -> None:  # type: ignore[no-untyped-def]
+    x = np.array(values)
+    ts = np.arange(len(x), dtype=np.int64) * 60_000
+    common = {"warmup": 5, "short_window": 3, "refractory": 0}
+    without = score_series(ts, x, AnomalyParams(trans_weight=0.0, **common))
+    with_ = score_series(ts, x, AnomalyParams(trans_weight=0.5, **common))
+    assert np.all(with_ >= without)
+
+
+def test_refractory_ramp_lets_a_strong_event_through_soon_after_an_alarm() -> None:
+    rng = np.random.default_rng(5)
+    n = 2000
+    ts = np.arange(n, dtype=np.int64) * FIVE_MIN
+    x = 5.0 + 0.3 * rng.uniform(-1, 1, size=n)
+    x[1000] = 8.0  # a first alarm (new extreme) ...
+    x[1160] = 12.0  # ... and a far larger one 160 readings later, within the period
+    ramp = score_series(ts, x, AnomalyParams(refractory=200, refractory_ramp=1.0))
+    flat = score_series(ts, x, AnomalyParams(refractory=200, refractory_ramp=0.0))
+    assert ramp[1000] >= 0.5 and flat[1000] >= 0.5
+    assert flat[1160] == 0.0  # a flat refractory period mutes it completely
+    assert ramp[1160] >= 0.3  # the ramp has recovered 80 % of the score: still a warning
+    assert (ramp[1001:1100] < 0.3).all()  # early in the period the echoes stay muted
+
+
+def test_invalid_transition_and_ramp_parameters_are_rejected() -> None:
+    with pytest.raises(ValueError, match="trans_bins"):
+        AnomalyParams(trans_bins=1)
+    with pytest.raises(ValueError, match="trans_weight"):
+        AnomalyParams(trans_weight=-1.0)
+    with pytest.raises(ValueError, match="refractory_ramp"):
+        AnomalyParams(refractory_ramp=1.5)
