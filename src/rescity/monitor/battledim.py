@@ -54,6 +54,7 @@ import yaml
 
 from rescity.monitor.models.leak import (
     EN_DURATION,
+    EN_EMITTER,
     EN_FLOW,
     EN_HYDSTEP,
     EN_PATTERNSTEP,
@@ -72,6 +73,11 @@ __all__ = [
     "PipeDistance",
     "ltown_inp",
     "read_leaks",
+    "read_leaks_2018",
+    "leak_diameters",
+    "leak_shapes",
+    "reconstruct_2018",
+    "perfect_detections",
     "read_leak_outflow",
     "read_sensor_placement",
     "build_reality",
@@ -108,8 +114,17 @@ def _data_dir(data_dir: Path | str | None) -> Path:
     return d
 
 
-def read_leaks(data_dir: Path | str | None = None) -> pd.DataFrame:
-    """The 23 leaks of 2019: columns pipe, diameter_m, type, start, end, peak (Timestamps)."""
+def read_leaks(data_dir: Path | str | None = None, year: int = 2019) -> pd.DataFrame:
+    """The leaks of ``year``: columns pipe, diameter_m, type, start, end, peak (Timestamps).
+
+    2019: the 23 leaks of ``leaks_2019.csv``. 2018: the 14 leaks of the competition's
+    training (historical) year, from ``dataset_configuration_historical.yalm`` (its end
+    time 2018-12-31 23:55 means "still running when the year ended").
+    """
+    if year == 2018:
+        return read_leaks_2018(data_dir)
+    if year != 2019:
+        raise ValueError(f"read_leaks: BattLeDIM has leak schedules for 2018 and 2019, not {year}")
     df = pd.read_csv(_data_dir(data_dir) / "leaks_2019.csv", skipinitialspace=True)
     out = pd.DataFrame({
         "pipe": df["Leak Pipe"].str.strip(),
@@ -120,6 +135,55 @@ def read_leaks(data_dir: Path | str | None = None) -> pd.DataFrame:
         "peak": pd.to_datetime(df["Peak Time"]),
     })
     return out.sort_values("start").reset_index(drop=True)
+
+
+def read_leaks_2018(data_dir: Path | str | None = None) -> pd.DataFrame:
+    """The 14 leaks of 2018 (``dataset_configuration_historical.yalm``), as ``read_leaks``."""
+    with open(_data_dir(data_dir) / "dataset_configuration_historical.yalm") as f:
+        cfg = yaml.safe_load(f)
+    rows = []
+    for item in cfg["leakages"]:
+        if not isinstance(item, str) or item.lstrip().startswith("#"):
+            continue
+        pipe, start, end, diam, kind, peak = (x.strip() for x in item.split(","))
+        rows.append((pipe, float(diam), kind, pd.Timestamp(start), pd.Timestamp(end),
+                     pd.Timestamp(peak)))
+    out = pd.DataFrame(rows, columns=["pipe", "diameter_m", "type", "start", "end", "peak"])
+    return out.sort_values("start").reset_index(drop=True)
+
+
+def leak_diameters(leaks: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Each leak's orifice diameter (m) at every timestamp of ``index``; one column per pipe.
+
+    The BattLeDIM generator's leak shapes (checked on the published 2019 outflows, whose
+    incipient leaks grow as the square of the elapsed share of the rise time): abrupt,
+    d from ``start`` to ``end``; incipient, d x (t - start) / (peak - start) until
+    ``peak``, then d until ``end``; 0 outside [start, end].
+    """
+    t = index.to_numpy()
+    out = {}
+    for _, lk in leaks.iterrows():
+        on = (t >= lk["start"].to_datetime64()) & (t <= lk["end"].to_datetime64())
+        if lk["type"] == "incipient" and lk["peak"] > lk["start"]:
+            f = ((t - lk["start"].to_datetime64()) / (lk["peak"] - lk["start"]).to_timedelta64())
+            d = lk["diameter_m"] * np.clip(f.astype(float), 0.0, 1.0)
+        else:
+            d = np.full(len(t), lk["diameter_m"])
+        out[lk["pipe"]] = np.where(on, d, 0.0)
+    return pd.DataFrame(out, index=index)
+
+
+def leak_shapes(leaks: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Relative orifice area (d(t) / d)^2 in [0, 1] of each leak that runs within ``index``.
+
+    The regressors of a known leak when calibrating on a training period that contains
+    it (``ResidualModel.fit(known=...)``): at a given pressure, a leak's outflow is
+    proportional to its orifice area.
+    """
+    d = leak_diameters(leaks, index)
+    d = d.loc[:, (d > 0).any(axis=0)]
+    diam = leaks.set_index("pipe")["diameter_m"]
+    return (d / diam[d.columns]) ** 2
 
 
 def read_leak_outflow(data_dir: Path | str | None = None) -> pd.DataFrame:
@@ -207,12 +271,22 @@ def _seasonal(index: pd.DatetimeIndex, amp: float) -> np.ndarray:
     return 1.0 + amp * np.cos(2 * np.pi * (doy - 200.0) / 365.25)
 
 
+LEAK_CD = 0.75  # discharge coefficient of a leak orifice (as in WNTR's leak model)
+GRAVITY = 9.81  # m/s2
+
+
 def simulate_sensors(reality: Reality, index: pd.DatetimeIndex, placement: SensorPlacement,
-                     leak_outflow: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
+                     leak_outflow: pd.DataFrame | None = None, seed: int = 0,
+                     leak_diameter: pd.DataFrame | None = None,
+                     leak_flow_out: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Run reality with EPANET over ``index`` (5-min steps); true (noise-free) sensor values.
 
     Columns: pressure sensors (m), flow sensors (m3/h), level sensors (m). The leak
-    outflows (m3/h, rows aligned with ``index``) are drawn at the leak nodes.
+    outflows (m3/h, rows aligned with ``index``) are drawn at the leak nodes. Leaks given
+    instead by ``leak_diameter`` (m, per step, as ``leak_diameters``) are pressure-driven
+    orifices, EPANET emitters with q = K sqrt(p), K = Cd pi d^2 / 4 sqrt(2 g) x 3600
+    ((m3/h) / m^0.5, Cd = 0.75, p the leak node's pressure in m); their outflow
+    q(t) (m3/h) is written into ``leak_flow_out[pipe]`` if a dict is given.
     """
     cfg = reality.config
     rng = np.random.default_rng([cfg.seed, seed, 7])
@@ -237,7 +311,7 @@ def simulate_sensors(reality: Reality, index: pd.DatetimeIndex, placement: Senso
             if name.startswith("LEAK_"):
                 pipe = name[5:]
                 q = (leak_outflow[pipe].to_numpy() if leak_outflow is not None
-                     and pipe in leak_outflow else np.zeros(n))
+                     and pipe in leak_outflow else np.zeros(n)).astype(float)
                 ep.set_pattern(name, q[:n])
                 continue
             base = np.asarray(wn.get_pattern(name).multipliers, dtype=float)
@@ -263,12 +337,28 @@ def simulate_sensors(reality: Reality, index: pd.DatetimeIndex, placement: Senso
         n_p, n_f = len(p_idx), len(f_idx)
         out = np.full((n, n_p + n_f + len(l_idx)), np.nan)
         day0 = int((index[0] - index[0].normalize()) / pd.Timedelta(seconds=STEP_S))
+        k_orifice = LEAK_CD * np.pi / 4 * np.sqrt(2 * GRAVITY) * 3600.0
+        emit = []  # (pipe, node index, K per step)
+        if leak_diameter is not None:
+            for pipe in leak_diameter.columns:
+                node = reality.leak_nodes[pipe]
+                kk = k_orifice * leak_diameter[pipe].to_numpy(dtype=float)[:n] ** 2
+                emit.append((pipe, ep.node_index(node), kk))
+        emit_q = np.zeros((n, len(emit)))
+        emit_k = np.full(len(emit), -1.0)
+
+        def set_emitters(k: int) -> None:
+            for j, (_, i, kk) in enumerate(emit):
+                if kk[k] != emit_k[j]:
+                    ep.set_node_value(i, EN_EMITTER, kk[k])
+                    emit_k[j] = kk[k]
 
         def set_day(day: int) -> None:
             for idx, d, b in cats:
                 ep.set_base_demand(idx, d, b * day_noise[idx][day])
 
         set_day(0)
+        set_emitters(0)
         ep.init_hydraulics()
         while True:
             t = ep.run_step()
@@ -277,6 +367,10 @@ def simulate_sensors(reality: Reality, index: pd.DatetimeIndex, placement: Senso
                 if k >= n:
                     break
                 row = out[k]
+                for j, (_, i, _kk) in enumerate(emit):
+                    emit_q[k, j] = emit_k[j] * np.sqrt(max(ep.node_value(i, EN_PRESSURE), 0.0))
+                if k + 1 < n:
+                    set_emitters(k + 1)
                 for j, i in enumerate(p_idx):
                     row[j] = ep.node_value(i, EN_PRESSURE)
                 for j, i in enumerate(f_idx):
@@ -287,6 +381,9 @@ def simulate_sensors(reality: Reality, index: pd.DatetimeIndex, placement: Senso
                     set_day((k + 1 + day0) // STEPS_PER_DAY)
             if ep.next_step() <= 0:
                 break
+    if leak_flow_out is not None:
+        for j, (pipe, _, _) in enumerate(emit):
+            leak_flow_out[pipe] = emit_q[:, j]
     cols = list(placement.pressure) + list(placement.flow) + list(placement.level)
     return pd.DataFrame(out, index=index, columns=cols)
 
@@ -440,14 +537,21 @@ class ScoreReport:
         return float(d.mean()) if len(d) else float("nan")
 
 
-def _step(t: pd.Timestamp) -> int:
-    return int(round((pd.Timestamp(t) - YEAR_START) / pd.Timedelta(seconds=STEP_S)))
+def _step(t: pd.Timestamp, year_start: pd.Timestamp = YEAR_START) -> int:
+    return int(round((pd.Timestamp(t) - year_start) / pd.Timedelta(seconds=STEP_S)))
 
 
 def score_detections(detections: pd.DataFrame | list[tuple[pd.Timestamp, str]],
                      leaks: pd.DataFrame | None = None, outflow: pd.DataFrame | None = None,
-                     distance: PipeDistance | None = None) -> ScoreReport:
-    """Score detections (time, pipe) with the BattLeDIM rule (module docstring), in EUR."""
+                     distance: PipeDistance | None = None,
+                     year_start: pd.Timestamp | None = None) -> ScoreReport:
+    """Score detections (time, pipe) with the BattLeDIM rule (module docstring), in EUR.
+
+    ``year_start``: the first step of the scored period (default 2019-01-01 00:00; the
+    outflow rows must start there); detections before it are ignored. With another
+    period (e.g. the 2018 tuning year) ``leaks`` and ``outflow`` must be that period's.
+    """
+    y0 = YEAR_START if year_start is None else pd.Timestamp(year_start)
     leaks = read_leaks() if leaks is None else leaks
     outflow = read_leak_outflow() if outflow is None else outflow
     if distance is None:
@@ -456,13 +560,13 @@ def score_detections(detections: pd.DataFrame | list[tuple[pd.Timestamp, str]],
            else detections[["time", "pipe"]].copy())
     det["time"] = pd.to_datetime(det["time"])
     det = det.sort_values("time", kind="stable").reset_index(drop=True)
-    t0 = [_step(t) for t in leaks["start"]]
-    t1 = [_step(t) for t in leaks["end"]]
+    t0 = [_step(t, y0) for t in leaks["start"]]
+    t1 = [_step(t, y0) for t in leaks["end"]]
     series = {p: outflow[p].to_numpy() for p in leaks["pipe"]}
     detected: set[int] = set()
     rows = []
     for time_, pipe in zip(det["time"], det["pipe"], strict=True):
-        td = _step(time_)
+        td = _step(time_, y0)
         if td < 0:
             rows.append((time_, pipe, None, np.nan, 0.0, "ignored"))
             continue
@@ -492,8 +596,59 @@ def score_detections(detections: pd.DataFrame | list[tuple[pd.Timestamp, str]],
     )
 
 
-def perfect_detections(leaks: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The competition's PERFECT_TEAM: every leak at its start (2018 leaks at 2019-01-01 00:05)."""
+def perfect_detections(leaks: pd.DataFrame | None = None,
+                       year_start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The competition's PERFECT_TEAM: every leak at its start (2018 leaks at 2019-01-01 00:05).
+
+    With ``year_start``, leaks that started before it are reported 5 min after it and
+    leaks that ended before it are left out.
+    """
     leaks = read_leaks() if leaks is None else leaks
-    t = [max(s, YEAR_START + pd.Timedelta(minutes=5)) for s in leaks["start"]]
+    y0 = YEAR_START if year_start is None else pd.Timestamp(year_start)
+    leaks = leaks[leaks["end"] >= y0]
+    t = [max(s, y0 + pd.Timedelta(minutes=5)) for s in leaks["start"]]
     return pd.DataFrame({"time": t, "pipe": leaks["pipe"]})
+
+
+# --------------------------------------------------------------------------- 2018
+YEAR_2018 = pd.Timestamp("2018-01-01 00:00")
+
+
+def reconstruct_2018(config: RealityConfig | None = None, cache_dir: Path | str | None = None,
+                     data_dir: Path | str | None = None,
+                     verbose: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training year as the competition gave it: 2018 SCADA with its 14 known leaks.
+
+    The same reality as ``reconstruct`` (same ``config``: same pipes, demands, sensor
+    offsets), simulated from 2018-01-01 00:00 to 2018-12-31 23:55 (105,120 steps) with
+    the leaks of ``dataset_configuration_historical.yalm`` as pressure-driven orifices
+    (``leak_diameters``, ``simulate_sensors``); the 2018 outflows were not published, so
+    they are what the orifices deliver. Sensor white noise from its own seed (3).
+    Returns (measured readings, leak outflow m3/h per 5-min step, one column per pipe),
+    cached as parquet under ``cache_dir`` (keyed by the config).
+    """
+    config = config or RealityConfig()
+    placement = read_sensor_placement(data_dir)
+    leaks = read_leaks(data_dir, year=2018)
+    paths = None
+    if cache_dir is not None:
+        d = Path(cache_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = (d / f"2018_{config.key()}.parquet", d / f"2018_{config.key()}_outflow.parquet")
+        if all(p.exists() for p in paths):
+            return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
+    index = pd.date_range(YEAR_2018, periods=365 * STEPS_PER_DAY, freq="5min")
+    diam = leak_diameters(leaks, index)
+    t0 = time.perf_counter()
+    reality = build_reality(config, leaks["pipe"].tolist())
+    flows: dict[str, np.ndarray] = {}
+    true = simulate_sensors(reality, index, placement, seed=3, leak_diameter=diam,
+                            leak_flow_out=flows)
+    if verbose:
+        print(f"simulated 2018 in {time.perf_counter() - t0:.1f} s")
+    measured = add_sensor_noise(true, placement, config, seed=3)
+    outflow = pd.DataFrame(flows, index=index)[list(leaks["pipe"])]
+    if paths is not None:
+        measured.to_parquet(paths[0])
+        outflow.to_parquet(paths[1])
+    return measured, outflow

@@ -63,6 +63,7 @@ __all__ = [
     "SensorPlacement",
     "LeakDetection",
     "LeakDetector",
+    "LeakTracker",
     "LeakSignatures",
     "leak_signatures",
     "localise",
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 # EPANET 2.2 enums (epanet2_enums.h)
-EN_ELEVATION, EN_BASEDEMAND, EN_PATTERN = 0, 1, 2
+EN_ELEVATION, EN_BASEDEMAND, EN_PATTERN, EN_EMITTER = 0, 1, 2, 3
 EN_TANKLEVEL, EN_DEMAND, EN_HEAD, EN_PRESSURE = 8, 9, 10, 11
 EN_ROUGHNESS, EN_FLOW, EN_STATUS = 2, 8, 11
 EN_DURATION, EN_HYDSTEP, EN_PATTERNSTEP, EN_REPORTSTEP = 0, 1, 3, 5
@@ -241,11 +242,19 @@ class ResidualModel:
     Features (all measured): 1, Q_in, Q_in^2 (network inflow, m3/h), the flow of every
     other flow sensor (e.g. a pump, m3/h) and every level sensor (m). Fitted by least
     squares on a training period; ``residuals`` = measured - fitted pressure (m).
+
+    Known leaks in the training period (``fit(..., known=X)``): ``X`` (n_times, n_leaks)
+    holds each known leak's shape, e.g. its relative orifice area (d(t) / d)^2 in [0, 1]
+    (``battledim.leak_shapes``); the regression then also fits one coefficient per
+    sensor and leak (m per unit shape, kept in ``known_coef``), so a year of training
+    data that contains leaks still gives a leak-free baseline. ``residuals`` never uses
+    them: a known leak still running shows in the residuals like any other leak.
     """
 
     placement: SensorPlacement
     coef: np.ndarray  # (n_features, n_pressure)
     sigma: np.ndarray  # std of the daily mean residual on the training period (m)
+    known_coef: np.ndarray | None = None  # (n_known, n_pressure), m per unit shape
 
     def features(self, df: pd.DataFrame) -> np.ndarray:
         return _features(df, self.placement)
@@ -256,15 +265,21 @@ class ResidualModel:
 
     @classmethod
     def fit(cls, train: pd.DataFrame, placement: SensorPlacement,
-            steps_per_day: int = 288) -> ResidualModel:
+            steps_per_day: int = 288, known: np.ndarray | None = None) -> ResidualModel:
         x = _features(train, placement)
         p = train[list(placement.pressure)].to_numpy(dtype=float)
-        coef = np.linalg.lstsq(x, p, rcond=None)[0]
-        e = p - x @ coef
+        ok = np.isfinite(x).all(axis=1) & np.isfinite(p).all(axis=1)
+        nb = x.shape[1]
+        xk = x if known is None or known.shape[1] == 0 else np.column_stack([x, known])
+        sol = np.linalg.lstsq(xk[ok], p[ok], rcond=None)[0]
+        coef, kcoef = sol[:nb], (sol[nb:] if xk.shape[1] > nb else None)
+        e = np.where(ok[:, None], p - np.where(ok[:, None], xk, 0.0) @ sol, np.nan)
         n = len(e) // steps_per_day * steps_per_day
-        daily = e[:n].reshape(-1, steps_per_day, e.shape[1]).mean(axis=1)
-        sigma = np.maximum(daily.std(axis=0, ddof=1) if len(daily) > 2 else e.std(axis=0), 1e-3)
-        return cls(placement, coef, sigma)
+        daily = np.nanmean(e[:n].reshape(-1, steps_per_day, e.shape[1]), axis=1)
+        daily = daily[np.isfinite(daily).all(axis=1)]
+        sigma = np.maximum(daily.std(axis=0, ddof=1) if len(daily) > 2 else np.nanstd(e, axis=0),
+                           1e-3)
+        return cls(placement, coef, sigma, kcoef)
 
 
 def _features(df: pd.DataFrame, placement: SensorPlacement) -> np.ndarray:
@@ -514,10 +529,14 @@ class LeakDetector:
                 return False
         return True
 
-    def fit(self, train: pd.DataFrame, signature_day: pd.Timestamp | None = None) -> LeakDetector:
-        """Learn the residual regression on ``train`` and simulate the leak signatures."""
+    def fit(self, train: pd.DataFrame, signature_day: pd.Timestamp | None = None,
+            known: np.ndarray | None = None) -> LeakDetector:
+        """Learn the residual regression on ``train`` and simulate the leak signatures.
+
+        ``known``: shapes of the leaks known to run in ``train`` (see ``ResidualModel``).
+        """
         self.residual_model = ResidualModel.fit(train, self.placement,
-                                                steps_per_day=86400 // self.step_s)
+                                                steps_per_day=86400 // self.step_s, known=known)
         q = total_inflow(train, self.placement).mean()
         nominal = _nominal_inflow(self.wn)
         self.signatures = leak_signatures(self.wn, self.placement, self.residual_model,
@@ -532,8 +551,7 @@ class LeakDetector:
         """
         if self.residual_model is None or self.signatures is None:
             raise RuntimeError("LeakDetector.run: call fit(train) first")
-        rm, sig = self.residual_model, self.signatures
-        e = rm.residuals(measurements)
+        e = self.residual_model.residuals(measurements)
         ok = np.isfinite(e).all(axis=1)
         e = np.where(ok[:, None], e, 0.0)
         cs = np.vstack([np.zeros((1, e.shape[1])), np.cumsum(e, axis=0)])
@@ -541,56 +559,80 @@ class LeakDetector:
         per_h = 3600 // self.step_s
         win = int(self.window_h * per_h)
         every = max(int(self.check_h * per_h), 1)
-        w = 1.0 / rm.sigma
-        gw = sig.pipe_g * w
-        gg = np.maximum(np.einsum("ij,ij->i", gw, gw), 1e-300)
-        mu = np.zeros(e.shape[1])
-        known: list[int] = []
-        q_known = np.zeros(0)
-        pos = {p: i for i, p in enumerate(sig.pipes)}
-        streak = 0
+        tracker = LeakTracker(self)
         out: list[LeakDetection] = []
         for end in range(every, len(e) + 1, every):  # rows [start, end) are in the past
             start = max(0, end - win)
             n = cn[end] - cn[start]
             if n < self.min_window_h * per_h:
                 continue
-            m = (cs[end] - cs[start]) / n
-            r = m - mu
-            if known:  # the known leaks' sizes follow growth and repairs
-                q_known = _nnls(gw[known].T, r * w)
-                r = r - sig.pipe_g[known].T @ q_known
-            rw = r * w
-            proj = gw @ rw
-            q = np.maximum(proj, 0.0) / gg
-            t_stat = np.where((proj > 0) & (q >= self.q_min) & (q <= self.q_max),
-                              proj * proj / gg, 0.0)
-            if known:
-                t_stat[known] = 0.0
-            best = float(t_stat.max())
-            if trace is not None:
-                trace.append((measurements.index[end - 1], best, sig.pipes[int(t_stat.argmax())],
-                              len(known)))
-            streak = streak + 1 if best > self.threshold else 0
-            if streak < self.persist:
-                continue
-            streak = 0
             time_ = pd.Timestamp(measurements.index[end - 1])
-            locs = localise_many(r, sig, w, max_leaks=self.max_new, min_gain=0.0,
-                                 min_gain_abs=self.threshold, exclude=known)
-            new = [loc for loc in locs if loc.q_m3h >= self.q_min
-                   and self._far_from(loc.pipe, [sig.pipes[k] for k, qk
-                                                  in zip(known, q_known, strict=True)
-                                                  if qk >= self.q_min])]
-            for loc in new:
-                area = localise(r, sig, w).area if loc is locs[0] else (loc.pipe,)
-                known.append(pos[loc.pipe])
-                out.append(LeakDetection(time_, loc.pipe, loc.q_m3h, best, loc.misfit, area))
-            for loc in locs:  # near a known leak: its growth, not a new leak; track it
-                if loc not in new and loc.q_m3h >= self.q_min and pos[loc.pipe] not in known:
-                    known.append(pos[loc.pipe])
-            if locs:
-                q_known = _nnls(gw[known].T, (m - mu) * w)
+            out += tracker.check((cs[end] - cs[start]) / n, time_)
+            if trace is not None:
+                trace.append((time_, tracker.last_t, tracker.last_pipe, len(tracker.known)))
+        return out
+
+
+class LeakTracker:
+    """The detector's state between checks: the leaks found so far and the alarm streak.
+
+    ``check(m, time)`` takes the mean residual ``m`` (m, one per pressure sensor) of the
+    window ending at ``time`` and applies the rule of ``LeakDetector`` (module docstring
+    step 3); returns the new detections. ``known`` (pipe indices into the signatures)
+    and ``q_known`` (their re-fitted sizes, m3/h, as of the last check) are public so a
+    live wrapper (``rescity.monitor.leakwatch.LeakWatch``) can grade and resolve them.
+    """
+
+    def __init__(self, detector: LeakDetector) -> None:
+        if detector.residual_model is None or detector.signatures is None:
+            raise RuntimeError("LeakDetector: call fit(train) first")
+        self.det = detector
+        self.sig = detector.signatures
+        self.w = 1.0 / detector.residual_model.sigma
+        self.gw = self.sig.pipe_g * self.w
+        self.gg = np.maximum(np.einsum("ij,ij->i", self.gw, self.gw), 1e-300)
+        self.mu = np.zeros(self.sig.pipe_g.shape[1])
+        self.known: list[int] = []
+        self.q_known = np.zeros(0)
+        self.pos = {p: i for i, p in enumerate(self.sig.pipes)}
+        self.streak = 0
+        self.last_t = 0.0  # T of the last check
+        self.last_pipe = ""  # the pipe that gave it
+
+    def check(self, m: np.ndarray, time_: pd.Timestamp) -> list[LeakDetection]:
+        d, sig, w, gw, gg = self.det, self.sig, self.w, self.gw, self.gg
+        known = self.known
+        r = m - self.mu
+        if known:  # the known leaks' sizes follow growth and repairs
+            self.q_known = _nnls(gw[known].T, r * w)
+            r = r - sig.pipe_g[known].T @ self.q_known
+        rw = r * w
+        proj = gw @ rw
+        q = np.maximum(proj, 0.0) / gg
+        t_stat = np.where((proj > 0) & (q >= d.q_min) & (q <= d.q_max), proj * proj / gg, 0.0)
+        if known:
+            t_stat[known] = 0.0
+        best = float(t_stat.max())
+        self.last_t, self.last_pipe = best, sig.pipes[int(t_stat.argmax())]
+        self.streak = self.streak + 1 if best > d.threshold else 0
+        if self.streak < d.persist:
+            return []
+        self.streak = 0
+        locs = localise_many(r, sig, w, max_leaks=d.max_new, min_gain=0.0,
+                             min_gain_abs=d.threshold, exclude=known)
+        running = [sig.pipes[k] for k, qk in zip(known, self.q_known, strict=True)
+                   if qk >= d.q_min]
+        new = [loc for loc in locs if loc.q_m3h >= d.q_min and d._far_from(loc.pipe, running)]
+        out = []
+        for loc in new:
+            area = localise(r, sig, w).area if loc is locs[0] else (loc.pipe,)
+            known.append(self.pos[loc.pipe])
+            out.append(LeakDetection(time_, loc.pipe, loc.q_m3h, best, loc.misfit, area))
+        for loc in locs:  # near a known leak: its growth, not a new leak; track it
+            if loc not in new and loc.q_m3h >= d.q_min and self.pos[loc.pipe] not in known:
+                known.append(self.pos[loc.pipe])
+        if locs:
+            self.q_known = _nnls(gw[known].T, (m - self.mu) * w)
         return out
 
 
