@@ -126,7 +126,7 @@ def stored_keys(store: Store) -> list[tuple[str, int]]:
     import sqlalchemy as sa
 
     with store.engine.connect() as conn:
-        return [(r[0], int(r[1])) for r in conn.execute(sa.text("SELECT sensor_uid, ts_ms FROM reading"))]
+        return [(r[0], int(r[1])) for r in conn.execute(sa.text("SELECT s.sensor_uid, r.ts_ms FROM reading r JOIN reading_sensor s ON s.id = r.sensor_id"))]
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str, poll: float = 0.1) -> None:
@@ -139,10 +139,10 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, poll: float 
 
 
 class WorkerProcess:
-    """``python -m rescity.monitor.worker ...`` with its output collected line by line."""
+    """``rescity ingest ...`` (the CLI) with its output collected line by line."""
 
     def __init__(self, *args: str) -> None:
-        self.args = [sys.executable, "-m", "rescity.monitor.worker", *args]
+        self.args = [sys.executable, "-m", "rescity.cli", "ingest", *args]
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point
@@ -17,7 +18,7 @@ from rescity.monitor.pipeline import Pipeline
 from rescity.monitor.registry import SensorRegistry
 from rescity.monitor.replay import replay_arrays
 from rescity.monitor.validate import Reason, Validator
-from rescity.store.monitoring import MonitoringStore
+from rescity.store.monitoring import MonitoringStore, latest_sql
 from rescity.store.testing import backend_params, make_test_store
 
 NOW = 1_763_780_400_000  # 2025-11-22T03:00:00Z
@@ -252,16 +253,13 @@ def test_a_failed_store_write_can_be_retried_without_losing_readings():
             self.rows: set[tuple[str, int]] = set()
             self.fail = True
 
-        def insert_readings(self, uids, ts, values):
+        def write(self, ids, sensor, ts, values, dead=(), events=(), alarms=()):
             if self.fail:
                 self.fail = False
                 raise OSError("database went away")
-            new = {(u, int(t)) for u, t in zip(uids, ts.tolist(), strict=True)} - self.rows
+            new = {(ids[s], int(t)) for s, t in zip(sensor.tolist(), ts.tolist(), strict=True)} - self.rows
             self.rows |= new
             return len(new)
-
-        def add_dead_letters(self, dead):
-            return len(dead)
 
     reg = registry()
     sink = FlakySink()
@@ -274,3 +272,132 @@ def test_a_failed_store_write_can_be_retried_without_losing_readings():
     assert res.accepted == 2 and res.stored == 2 and not res.dead
     again = pipe.ingest(msg, NOW)  # a second redelivery is now a duplicate
     assert again.accepted == 0 and [x.reason for x in again.dead] == [Reason.DUPLICATE] * 2
+
+
+class _Stage:
+    """A warning stage that opens one alarm per accepted batch (for the transaction tests)."""
+
+    def __init__(self) -> None:
+        self.sink = None
+        self.n = 0
+
+    def process(self, batch):
+        from types import SimpleNamespace
+
+        self.n += 1
+        ev = SimpleNamespace(alarm_id=f"a{self.n}", model="m", asset="water:n1", ts_ms=int(batch.ts.max()),
+                             kind="opened", level_before=0, level_after=3, value=1.0, details={})
+        alarm = SimpleNamespace(id=f"a{self.n}", model="m", asset="water:n1", state="firing", level=3,
+                                opened_ms=ev.ts_ms, updated_ms=ev.ts_ms)
+        self.sink([ev], [alarm])
+        return [ev]
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_readings_dead_letters_and_alarm_events_commit_together(backend, tmp_path):
+    """One batch is one transaction: a failure while writing its alarm events leaves
+    none of its readings or dead letters behind; the pipeline then refuses to go on
+    (its engine is ahead of the store) and a rebuilt one stores everything once."""
+    store = make_test_store(backend, tmp_path)
+    try:
+        mon = MonitoringStore(store.engine)
+        reg = registry()
+        d = Decoder(reg)
+        sid = "water.n1.pressure"
+        rows = [{"ts": NOW + i, "value": 40 + i} for i in range(5)] + [{"ts": NOW + 9, "value": 999}]
+        msg = d.message(topic_for("water", sid), json.dumps(rows), NOW + 10_000)
+
+        class BrokenAlarms(MonitoringStore):
+            @staticmethod
+            def _write_alarms(conn, ev, al):
+                raise ConnectionError("database went away while writing alarm events")
+
+        stage = _Stage()
+        pipe = Pipeline.build(reg, sink=BrokenAlarms(store.engine), engine=stage)
+        with pytest.raises(ConnectionError):
+            pipe.ingest(msg, NOW + 10_000)
+        assert mon.count_readings() == 0 and mon.dead_letter_counts() == {} and mon.alarm_events() == []
+        from rescity.monitor.pipeline import PipelineStale
+
+        with pytest.raises(PipelineStale):
+            pipe.ingest(msg, NOW + 10_000)
+        # rebuilt from the store (what a worker does), the redelivered batch goes in once
+        pipe = Pipeline.build(reg, sink=MonitoringStore(store.engine), engine=_Stage())
+        pipe.restore(*mon.latest(per_sensor=16))
+        res = pipe.ingest(msg, NOW + 10_000)
+        assert res.accepted == 5 and res.stored == 5
+        assert mon.count_readings(sid) == 5
+        assert mon.dead_letter_counts() == {"out_of_range": 1}
+        assert [e["alarm_id"] for e in mon.alarm_events()] == ["a1"]
+        assert [a["id"] for a in mon.alarms()] == ["a1"]
+    finally:
+        store.close()
+
+
+keys = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=0, max_size=40)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_the_readings_store_never_stores_a_key_twice(backend, tmp_path):
+    """Any sequence of writes (overlapping, repeated, duplicates inside one write) leaves
+    each (sensor, ts) stored once with its first value; ``write`` counts only new rows;
+    ``latest`` gives the newest timestamps of every sensor."""
+    store = make_test_store(backend, tmp_path)
+    ids = [f"s{i}" for i in range(5)]
+
+    @settings(max_examples=25, deadline=None)
+    @given(writes=st.lists(keys, min_size=1, max_size=4))
+    def check(writes):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM reading")
+        mon = MonitoringStore(store.engine)
+        first: dict[tuple[int, int], float] = {}
+        for n, rows in enumerate(writes):
+            vals = [float(n * 100 + j) for j in range(len(rows))]
+            expect_new = len({r for r in rows if r not in first})
+            for r, v in zip(rows, vals, strict=True):
+                first.setdefault(r, v)
+            got = mon.write(ids, np.array([r[0] for r in rows], dtype=np.int32),
+                            np.array([NOW + r[1] for r in rows], dtype=np.int64), np.array(vals))
+            assert got == expect_new
+        assert mon.count_readings() == len(first)
+        for i, sid in enumerate(ids):
+            ts, vals = mon.readings(sid)
+            want = sorted((t, v) for (s, t), v in first.items() if s == i)
+            assert ts.tolist() == [NOW + t for t, _ in want] and vals.tolist() == [v for _, v in want]
+        uids, latest = mon.latest(per_sensor=3)
+        got_latest: dict[str, list[int]] = {}
+        for u, t in zip(uids, latest.tolist(), strict=True):
+            got_latest.setdefault(u, []).append(t)
+        want_latest = {ids[i]: sorted((NOW + t for (s, t) in first if s == i), reverse=True)[:3]
+                       for i in range(5) if any(s == i for s, _ in first)}
+        assert got_latest == want_latest
+
+    try:
+        check()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_latest_is_an_index_scan(backend, tmp_path):
+    """``latest`` reads the primary-key index per sensor instead of scanning the table."""
+    store = make_test_store(backend, tmp_path)
+    try:
+        mon = MonitoringStore(store.engine)
+        mon.write(["a", "b"], np.array([0, 1] * 50, dtype=np.int32), NOW + np.arange(100), np.zeros(100))
+        sql = latest_sql(backend)
+        with store.engine.connect() as conn:
+            if backend == "postgresql":
+                conn.exec_driver_sql("ANALYZE reading")
+                conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: ask what it can do
+                plan = " ".join(r[0] for r in conn.execute(sa.text(f"EXPLAIN {sql}"), {"k": 16, "lo": 0}))
+                assert "Index Only Scan Backward" in plan or "Index Scan Backward" in plan, plan
+            else:
+                plan = " ".join(str(r[-1]) for r in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}"),
+                                                                 {"k": 16, "lo": 0}))
+                assert "SCAN r " not in f"{plan} " and "SEARCH r USING PRIMARY KEY" in plan, plan
+        uids, ts = mon.latest(per_sensor=2)
+        assert uids == ["a", "a", "b", "b"] and ts.tolist() == [NOW + 98, NOW + 96, NOW + 99, NOW + 97]
+    finally:
+        store.close()

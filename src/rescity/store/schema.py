@@ -360,17 +360,28 @@ class SensorRow(Base):
     attrs: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
 
 
+class ReadingSensorRow(Base):
+    """The compact integer key of a sensor in the readings table (``reading.sensor_id``)."""
+
+    __tablename__ = "reading_sensor"
+    __table_args__ = (sa.UniqueConstraint("sensor_uid", name="uq_reading_sensor_uid"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    sensor_uid: Mapped[str] = mapped_column(sa.String(300), nullable=False)
+
+
 class ReadingRow(Base):
-    """One accepted sensor reading (SI value). Primary key (sensor, ts) makes inserts
-    idempotent: a redelivered reading is ignored, never double-counted. On PostgreSQL the
-    table is partitioned by range of ``ts_ms`` (one partition per UTC day, created on
-    demand; see :mod:`rescity.store.readings`)."""
+    """One accepted sensor reading (SI value; ``ts_ms``: ms since the epoch, UTC). Primary
+    key (sensor_id, ts_ms) makes inserts idempotent: a redelivered reading is ignored,
+    never double-counted; it also serves the newest readings per sensor. On PostgreSQL
+    the table is partitioned by range of ``ts_ms`` (one partition per UTC day, created on
+    demand; see :mod:`rescity.store.monitoring`)."""
 
     __tablename__ = "reading"
     __table_args__ = {"sqlite_with_rowid": False}
 
-    sensor_uid: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
-    ts_ms: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    ts_ms: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     value: Mapped[float] = mapped_column(sa.Float, nullable=False)
 
 
@@ -440,6 +451,7 @@ asset_table: sa.Table = AssetRow.__table__  # type: ignore[assignment]
 interdependency_table: sa.Table = InterdependencyRow.__table__  # type: ignore[assignment]
 sensor_table: sa.Table = SensorRow.__table__  # type: ignore[assignment]
 reading_table: sa.Table = ReadingRow.__table__  # type: ignore[assignment]
+reading_sensor_table: sa.Table = ReadingSensorRow.__table__  # type: ignore[assignment]
 dead_letter_table: sa.Table = DeadLetterRow.__table__  # type: ignore[assignment]
 alarm_table: sa.Table = AlarmRow.__table__  # type: ignore[assignment]
 alarm_event_table: sa.Table = AlarmEventRow.__table__  # type: ignore[assignment]
