@@ -6,13 +6,19 @@
     python -m rescity.monitor.worker nats   --db URL --partition K --partitions P [--url nats://..]
     python -m rescity.monitor.worker bridge --partitions P [--mqtt-url ..] [--nats-url ..]
 
-A worker opens the store (``--db``, else ``$RESCITY_DATABASE_URL``, else the embedded
-SQLite file), builds the sensor registry from the stored sensors, seeds the validator
-with the newest stored readings of every sensor (so redelivered readings are recognised
-as duplicates), wires the warning engine when one is available, and ingests until
-SIGTERM or SIGINT; it then handles and acknowledges what it holds and exits 0. Progress
-counts go to stdout every ``--progress-s`` seconds, one line each; the first line is
-``ready ...`` once the worker is subscribed.
+This module runs a worker; it does not compose one. The pipeline comes from a
+*factory* passed in by the service layer (:func:`rescity.service.monitoring.open_worker_pipeline`:
+open the store named by ``--db``, else ``$RESCITY_DATABASE_URL``, else the embedded
+SQLite file; registry from the stored sensors; the warning engine over the stored city;
+the validator seeded with the newest stored readings of every sensor, so redelivered
+readings are recognised as duplicates), so dependencies point inward: cli -> service ->
+monitor. A worker ingests until SIGTERM or SIGINT; it then handles and acknowledges
+what it holds and exits 0. Progress counts go to stdout every ``--progress-s`` seconds,
+one line each; the first line is ``ready ...`` once the worker is subscribed.
+
+Every batch is acknowledged only after the store committed its readings, dead letters
+and alarm events in one transaction (:meth:`Pipeline.ingest
+<rescity.monitor.pipeline.Pipeline.ingest>`).
 
 If ingesting fails (the database is down, say), nothing of the batch is acknowledged;
 the worker rebuilds its pipeline from the store and resumes after a back-off, which is
@@ -24,57 +30,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 from .mqtt import TOPIC_FILTER, BatchReport, MqttIngestor, mqtt_url
 from .nats import Layout, MqttNatsBridge, NatsWorker, nats_url
 from .pipeline import Pipeline
-from .registry import SensorRegistry
 
 RESTORE_PER_SENSOR = 16  # the validator's ring of recent timestamps per sensor
 
-
-def build_pipeline(store: Any, *, engine: bool = True,
-                   restore_per_sensor: int = RESTORE_PER_SENSOR) -> Pipeline:
-    """The pipeline of a worker over ``store`` (a :class:`rescity.store.Store`).
-
-    Registry from the stored sensors; readings and dead letters into the store; with
-    ``engine``, the warning stage of :func:`rescity.service.monitoring.make_pipeline`
-    over the stored city (warning models select on asset kinds and places, so the city
-    is loaded); the validator seeded from the newest ``restore_per_sensor`` stored
-    readings of every sensor.
-    """
-    from rescity.store.monitoring import MonitoringStore
-
-    mon = MonitoringStore(store.engine)
-    pipe: Pipeline | None = None
-    if engine:
-        try:
-            from rescity.service.monitoring import make_pipeline
-        except ImportError:
-            pass
-        else:
-            from rescity.store import NotFoundError
-
-            try:
-                city = store.load_city()
-            except NotFoundError as e:  # sensors and networks stored, no city: no engine
-                print(f"warning: no warning engine: {e}", file=sys.stderr, flush=True)
-            else:
-                pipe = make_pipeline(store, city)
-    if pipe is None:
-        registry = SensorRegistry.from_sensors(store.get_sensors())
-        pipe = Pipeline.build(registry, sink=mon)
-    uids, ts = mon.latest(per_sensor=restore_per_sensor)
-    pipe.restore(uids, ts)
-    return pipe
+PipelineFactory = Callable[[str | None, bool], AbstractContextManager[Pipeline]]
+"""``factory(db, engine)``: a context manager that opens the store ``db`` (None: the
+default), yields the worker's pipeline over it (with the warning engine if ``engine``)
+and closes the store on exit. Raises :class:`ValueError` for a bad configuration."""
 
 
 def tune_gc(gen0: int = 10_000) -> None:
@@ -145,12 +120,6 @@ def _chain(*hooks: Callable[[BatchReport], None] | None) -> Callable[[BatchRepor
     return call
 
 
-def _open_store(db: str | None) -> Any:
-    from rescity.store import Store
-
-    return Store.open(db or os.environ.get("RESCITY_DATABASE_URL") or None)
-
-
 class ConfigError(Exception):
     """A worker that cannot be built as configured (bad warning models, bad arguments):
     retrying does not help."""
@@ -177,11 +146,16 @@ def _supervise(run_once: Callable[[], None], stop: threading.Event, *, once_on_e
     return 0
 
 
-def _build(store: Any, engine: bool) -> Pipeline:
-    try:
-        return build_pipeline(store, engine=engine)
-    except ValueError as e:  # SpecError, ModelError: the configuration, not the weather
-        raise ConfigError(f"cannot build the pipeline: {type(e).__name__}: {e}") from e
+@contextlib.contextmanager
+def _pipeline(factory: PipelineFactory, db: str | None, engine: bool) -> Iterator[Pipeline]:
+    """The factory's pipeline; a :class:`ValueError` while building it (SpecError,
+    ModelError, a bad URL: the configuration, not the weather) becomes a ConfigError."""
+    with contextlib.ExitStack() as stack:
+        try:
+            pipe = stack.enter_context(factory(db, engine))
+        except ValueError as e:
+            raise ConfigError(f"cannot build the pipeline: {type(e).__name__}: {e}") from e
+        yield pipe
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -190,7 +164,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 # -- mqtt -------------------------------------------------------------------------------------------
-def run_mqtt(db: str | None = None, *, url: str | None = None, client_id: str = "rescity-ingest",
+def run_mqtt(factory: PipelineFactory, db: str | None = None, *, url: str | None = None, client_id: str = "rescity-ingest",
              topics: Sequence[str] = (TOPIC_FILTER,), max_messages: int = 10_000,
              max_wait_ms: int = 50, session_expiry_s: int = 86_400, engine: bool = True,
              progress_s: float = 5.0, stop: threading.Event | None = None,
@@ -201,9 +175,7 @@ def run_mqtt(db: str | None = None, *, url: str | None = None, client_id: str = 
 
     def once() -> None:
         gc.unfreeze()
-        store = _open_store(db)
-        try:
-            pipe = _build(store, engine)
+        with _pipeline(factory, db, engine) as pipe:
             tune_gc()
             totals: dict[str, int] = {}
             progress = Progress(label, totals, progress_s)
@@ -221,14 +193,12 @@ def run_mqtt(db: str | None = None, *, url: str | None = None, client_id: str = 
             finally:
                 ing.close()
             progress.line("stopped")
-        finally:
-            store.close()
 
     return _supervise(once, stop, once_on_error=once_on_error, label=label)
 
 
 # -- nats -------------------------------------------------------------------------------------------
-def run_nats(db: str | None = None, *, partition: int, layout: Layout | None = None,
+def run_nats(factory: PipelineFactory, db: str | None = None, *, partition: int, layout: Layout | None = None,
              url: str | None = None, batch: int = 1_000, max_wait_ms: int = 50,
              ack_wait_s: float = 30.0, engine: bool = True, progress_s: float = 5.0,
              stop: threading.Event | None = None, once_on_error: bool = False,
@@ -257,13 +227,9 @@ def run_nats(db: str | None = None, *, partition: int, layout: Layout | None = N
 
     def once() -> None:
         gc.unfreeze()
-        store = _open_store(db)
-        try:
-            pipe = _build(store, engine)
+        with _pipeline(factory, db, engine) as pipe:
             tune_gc()
             asyncio.run(main(pipe))
-        finally:
-            store.close()
 
     return _supervise(once, stop, once_on_error=once_on_error, label=label)
 
@@ -345,12 +311,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, factory: PipelineFactory | None = None) -> int:
+    """Run the worker ``argv`` names (see the module docstring); the exit status.
+
+    ``factory`` builds the pipeline of an mqtt or nats worker; the service layer passes
+    it (:func:`rescity.service.monitoring.ingest_main`)."""
     args = _parser().parse_args(argv)
     stop = threading.Event()
     _stop_on_signals(stop)
+    if args.cmd in ("mqtt", "nats") and factory is None:
+        # Transitional, for callers that still enter here without a factory (cli.py's
+        # `rescity ingest` until it calls rescity.service.monitoring.ingest_main, and
+        # `python -m rescity.monitor.worker`). Remove once they do: the monitor layer
+        # must not depend on the service layer.
+        from rescity.service.monitoring import open_worker_pipeline
+
+        factory = open_worker_pipeline
     if args.cmd == "mqtt":
-        return run_mqtt(args.db, url=args.url, client_id=args.client_id,
+        assert factory is not None
+        return run_mqtt(factory, args.db, url=args.url, client_id=args.client_id,
                         topics=tuple(args.topic or [TOPIC_FILTER]), max_messages=args.batch_max,
                         max_wait_ms=args.max_wait_ms, session_expiry_s=args.session_expiry_s,
                         engine=not args.no_engine, progress_s=args.progress_s, stop=stop,
@@ -358,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         fault_kill_after_writes=args.fault_kill_after_writes)
     layout = Layout(args.partitions, args.stream, args.prefix)
     if args.cmd == "nats":
-        return run_nats(args.db, partition=args.partition, layout=layout, url=args.url,
+        assert factory is not None
+        return run_nats(factory, args.db, partition=args.partition, layout=layout, url=args.url,
                         batch=args.batch, max_wait_ms=args.max_wait_ms, ack_wait_s=args.ack_wait_s,
                         engine=not args.no_engine, progress_s=args.progress_s, stop=stop,
                         once_on_error=args.once_on_error,

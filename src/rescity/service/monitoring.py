@@ -1,9 +1,13 @@
 """Use cases of monitoring: replay telemetry (the demo's scripted day, or a file) through
-validation, the readings store and the warning engine; read dead letters and alarms."""
+validation, the readings store and the warning engine; compose and run the ingestion
+workers (MQTT, NATS JetStream); read dead letters and alarms."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +34,68 @@ class ReplayReport:
 
 
 def make_pipeline(store: Any, city: City | None = None) -> Pipeline:
-    """A pipeline over the store: registry from its sensors, readings and dead letters
-    into it, and the warning engine with the default catalogue when it is available."""
+    """A pipeline over the store: registry from its sensors, and the warning engine with
+    the default catalogue (its alarm book restored from the stored alarm events); each
+    batch's readings, dead letters and alarm events go into the store in one transaction."""
     sensors = list(city.sensors.values()) if city is not None else store.get_sensors()
     registry = SensorRegistry.from_sensors(sensors)
     mon = MonitoringStore(store.engine)
     engine = _engine(registry, city, mon)
     return Pipeline.build(registry, sink=mon, engine=engine)
+
+
+RESTORE_PER_SENSOR = 16
+"""Stored timestamps per sensor that seed a worker's validator (its ring of recent ones)."""
+
+
+def worker_pipeline(store: Any, *, engine: bool = True,
+                    restore_per_sensor: int = RESTORE_PER_SENSOR) -> Pipeline:
+    """The pipeline of an ingestion worker over ``store`` (a :class:`rescity.store.Store`).
+
+    With ``engine``, :func:`make_pipeline` over the stored city (warning models select on
+    asset kinds and places, so the city is loaded; a store with sensors but no city gets
+    no engine, with a warning on stderr); without, registry and store only. The
+    validator is seeded from the newest ``restore_per_sensor`` stored readings of every
+    sensor (an indexed query), so a redelivered batch is recognised as duplicates.
+    """
+    from rescity.store import NotFoundError
+
+    pipe: Pipeline | None = None
+    if engine:
+        try:
+            city = store.load_city()
+        except NotFoundError as e:  # sensors and networks stored, no city: no engine
+            print(f"warning: no warning engine: {e}", file=sys.stderr, flush=True)
+        else:
+            pipe = make_pipeline(store, city)
+    mon = MonitoringStore(store.engine)
+    if pipe is None:
+        pipe = Pipeline.build(SensorRegistry.from_sensors(store.get_sensors()), sink=mon)
+    uids, ts = mon.latest(per_sensor=restore_per_sensor)
+    pipe.restore(uids, ts)
+    return pipe
+
+
+@contextmanager
+def open_worker_pipeline(db: str | None = None, engine: bool = True) -> Iterator[Pipeline]:
+    """Open the store ``db`` (else ``$RESCITY_DATABASE_URL``, else the embedded SQLite
+    file), yield :func:`worker_pipeline` over it, close the store on exit: the factory
+    of :mod:`rescity.monitor.worker`."""
+    from rescity.store import Store
+
+    store = Store.open(db or os.environ.get("RESCITY_DATABASE_URL") or None)
+    try:
+        yield worker_pipeline(store, engine=engine)
+    finally:
+        store.close()
+
+
+def ingest_main(argv: Sequence[str] | None = None) -> int:
+    """``rescity ingest mqtt|nats|bridge ...``: run an ingestion worker with the pipeline
+    composed here (:func:`open_worker_pipeline`); the exit status."""
+    from rescity.monitor.worker import main
+
+    return main(argv, factory=open_worker_pipeline)
 
 
 def _engine(registry: SensorRegistry, city: City | None, mon: MonitoringStore) -> Any:
