@@ -156,6 +156,85 @@ def timed(label: str, f: Callable[[], float], readings: int, rows: list[tuple[st
     return secs
 
 
+# -- the alarm book: inhibition with many open alarms ---------------------------------------------------------
+def _alarm_script(n_open: int, ingests: int, seed: int = 5) -> tuple[list[list[Transition]], list[list[Transition]]]:
+    """Transitions that open ``n_open`` firing low-pressure alarms (random places in a
+    10 km square), then ``ingests`` batches of 50 level changes of open alarms plus one
+    change of a main-break alarm (20 members) that inhibits its members."""
+    from rescity.monitor.engine import TransitionKind
+
+    rng = np.random.default_rng(seed)
+    lon = 120.0 + rng.random(n_open) * 0.104
+    lat = 30.0 + rng.random(n_open) * 0.09
+    assets = [f"water:n{i}" for i in range(n_open)]
+
+    def tr(model: str, i: int, ts: int, kind: str, before: int, after: int, details: dict | None = None) -> Transition:
+        return Transition(model, assets[i], f"{assets[i]}.p", ts, TransitionKind(kind), before, after, float(after),
+                          1.0, f"w{i % 4}", float(lon[i]), float(lat[i]), details or {})
+
+    opening = [[tr("pressure_low", i, 1000 * i, "firing", 0, 4) for i in range(k, min(k + 500, n_open))]
+               for k in range(0, n_open, 500)]
+    t0 = 1000 * n_open + 60_000
+    updates: list[list[Transition]] = []
+    levels = [4, 3, 2]
+    breaks: dict[int, list[int]] = {}
+    for j in range(ingests):
+        ts = t0 + j * 60_000
+        batch = []
+        for i in rng.choice(n_open, 50, replace=False).tolist():
+            before = levels[(j + i) % 3]
+            batch.append(tr("pressure_low", i, ts + i % 1000, "level", before, levels[(j + i + 1) % 3]))
+        anchor = int(rng.integers(n_open))
+        if breaks and j % 3 == 2:
+            a = next(iter(breaks))
+            batch.append(tr("main_break", a, ts + 999, "resolved", 2, 0))
+            del breaks[a]
+        else:
+            members = sorted(rng.choice(n_open, 20, replace=False).tolist())
+            breaks[anchor] = members
+            batch.append(tr("main_break", anchor, ts + 500, "firing", 0, 2,
+                            {"members": sorted(assets[m] for m in members)}))
+        updates.append(batch)
+    return opening, updates
+
+
+def bench_alarms(n_open: int, ingests: int, naive: int) -> tuple[float, float | None, bool | None]:
+    """Seconds per ingest on a book with ``n_open`` open alarms: indexed (``ingests``), and
+    the unindexed book (tests/monitor/naive_alarms.py, the book before indexing) restored
+    from the same events (the first ``naive`` ingests, if any); whether both emit the same
+    events."""
+    from rescity.monitor.alarms import AlarmBook
+    from rescity.monitor.specs import GroupingRule, InhibitRule
+
+    kw: dict = {"inhibit": [InhibitRule(source="main_break", target="pressure_low", scope="members")],
+                "grouping": GroupingRule(window_s=1800, distance_m=800)}
+    opening, updates = _alarm_script(n_open, ingests)
+    book = AlarmBook(**kw)
+    for b in opening:
+        book.ingest(b)
+    events = list(book.events)
+    t0 = time.perf_counter()
+    got = [book.ingest(list(b)) for b in updates]
+    secs = (time.perf_counter() - t0) / len(updates)
+    if not naive:
+        return secs, None, None
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.monitor import naive_alarms
+
+    old = naive_alarms.AlarmBook.restore(events, **kw)
+    t0 = time.perf_counter()
+    want = [old.ingest(list(b)) for b in updates[:naive]]
+    secs_old = (time.perf_counter() - t0) / naive
+
+    def k(evs: list) -> list:
+        return [(e.alarm_id, e.ts_ms, str(e.kind), e.level_after, repr(e.details)) for e in evs]
+
+    return secs, secs_old, all(k(a) == k(b) for a, b in zip(got, want, strict=False))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sensors", type=int, default=100_000)
@@ -258,11 +337,26 @@ def main() -> None:
     secs_q, _ = run_median(lambda: copy.deepcopy(dq_eng, {id(reg): reg}), batches, tick_every=1)
     rows.append(("data quality: stuck + drift + silence (tick per batch)", n * nb, secs_q))
 
+    # the alarm book: ingests of 50 level changes + one main-break change each, with 1,000,
+    # 3,000 and 10,000 open alarms; the unindexed book in the same run on its first ingests
+    # (at 10,000 one of its ingests takes about half a minute)
+    ingests = 20
+    alarm_rows: list[tuple[str, float, bool | None]] = []
+    for n_open, naive in ((1_000, 5), (3_000, 2), (10_000, 0)):
+        s_new, s_old, same = bench_alarms(n_open, ingests, naive)
+        alarm_rows.append((f"alarm book, {n_open:,} open alarms: indexed", s_new, same))
+        if s_old is not None:
+            alarm_rows.append((f"alarm book, {n_open:,} open alarms: unindexed (before)", s_old, same))
+
     w = max(len(r[0]) for r in rows)
     print()
     print(f"  {'case':{w}s}  {'readings':>11s}  {'seconds':>8s}  {'readings/s':>13s}")
     for label, cnt, s in rows:
         print(f"  {label:{w}s}  {cnt:11,d}  {s:8.3f}  {cnt / s:13,.0f}")
+    print()
+    print(f"  {'alarm book (an ingest: 51 transitions)':{w}s}  {'ms/ingest':>11s}  same events")
+    for label, s, same in alarm_rows:
+        print(f"  {label:{w}s}  {s * 1000:11.2f}  {'' if same is None else same}")
     rate_vec = n * nb / secs
     rate_ref = len(sub) / secs_ref
     print()

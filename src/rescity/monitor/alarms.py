@@ -15,6 +15,15 @@ before its minimum duration). A repeated trigger of an open alarm updates it (es
 de-escalate, update); a trigger within ``reopen_window_s`` of its resolution reopens it;
 otherwise a new alarm (new id) is opened. Levels are national: 0 normal, 1 red (highest)
 .. 4 blue. An escalation clears the acknowledgement (the more severe alarm needs a new one).
+
+Indexes (derived from the events too, rebuilt by :meth:`AlarmBook.restore`) keep the book
+near-linear in its open alarms: open alarms by id and model; per inhibition rule, the
+firing source alarms by the key their scope matches on (asset, member asset, downstream
+asset, or a grid cell of ``within_m``) and the open target alarms by grid cell; which
+alarms each source or silence mutes; which open alarms each silence's matchers match;
+incident candidates by jurisdiction and by grid cell (``distance_m``) of their members.
+An inhibited alarm is found by looking its keys up instead of scanning every alarm, and a
+source's change re-checks only the alarms it mutes or could mute.
 """
 
 from __future__ import annotations
@@ -156,11 +165,63 @@ def _lvl(sev: int) -> int:
     return 0 if sev == 0 else 5 - sev
 
 
+_EARTH_M = 6371008.8
+_DEG_M = _EARTH_M * math.pi / 180.0  # metres per degree of latitude (the sphere of _dist_m)
+
+
 def _dist_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     k = math.pi / 180.0
     x = (lon2 - lon1) * k * math.cos((lat1 + lat2) / 2.0 * k)
     y = (lat2 - lat1) * k
-    return 6371008.8 * math.hypot(x, y)
+    return _EARTH_M * math.hypot(x, y)
+
+
+Cell = tuple[int, int]
+
+
+class _Grid:
+    """Points (lon, lat in degrees) bucketed in square cells of ``d`` metres of latitude:
+    every point within ``d`` metres of a query point (by :func:`_dist_m`) is in the cells
+    :meth:`near` returns (a superset: callers check the distance)."""
+
+    def __init__(self, d_m: float) -> None:
+        self.deg = max(d_m, 1.0) / _DEG_M * (1.0 + 1e-9)  # cell side in degrees (a hair over d)
+        self.cells: dict[Cell, dict[str, None]] = {}
+
+    def cell(self, lon: float, lat: float) -> Cell | None:
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            return None
+        return (math.floor(lon / self.deg), math.floor(lat / self.deg))
+
+    def add(self, key: str, lon: float, lat: float) -> Cell | None:
+        c = self.cell(lon, lat)
+        if c is not None:
+            self.cells.setdefault(c, {})[key] = None
+        return c
+
+    def remove(self, key: str, c: Cell | None) -> None:
+        if c is not None:
+            got = self.cells.get(c)
+            if got is not None:
+                got.pop(key, None)
+                if not got:
+                    del self.cells[c]
+
+    def near(self, lon: float, lat: float) -> list[str]:
+        c = self.cell(lon, lat)
+        if c is None:
+            return []
+        # within d: |dlat| <= d (one cell either side); |dlon| <= d / cos(mean lat), the mean
+        # latitude being within one cell of lat: ceil(1 / cos) cells either side
+        cosl = math.cos(math.radians(min(89.0, abs(lat) + self.deg)))
+        kx = math.ceil(1.0 / max(cosl, 1e-3))
+        out: list[str] = []
+        for dx in range(-kx, kx + 1):
+            for dy in (-1, 0, 1):
+                got = self.cells.get((c[0] + dx, c[1] + dy))
+                if got:
+                    out.extend(got)
+        return out
 
 
 class AlarmBook:
@@ -190,6 +251,32 @@ class AlarmBook:
         self.stats = {"ignored": 0}
         self._pending_out: list[AlarmEvent] = []
         self._replaying = False
+        # -- indexes (derived from the events, see the module docstring)
+        self._seq: dict[str, int] = {}  # alarm id -> creation order
+        self._open: dict[str, Alarm] = {}
+        self._open_by_model: dict[str, dict[str, Alarm]] = {}
+        self._rules_of_target: dict[str, list[int]] = {}
+        self._rules_of_source: dict[str, list[int]] = {}
+        for i, r in enumerate(self.inhibit):
+            self._rules_of_target.setdefault(r.target, []).append(i)
+            self._rules_of_source.setdefault(r.source, []).append(i)
+        # per rule: scope key -> firing source alarms; the keys each source is filed under
+        self._src_index: list[dict[Any, dict[str, Alarm]]] = [{} for _ in self.inhibit]
+        self._src_keys: dict[str, list[tuple[int, Any]]] = {}
+        self._src_grid: list[_Grid | None] = [_Grid(r.within_m or 0.0) if r.scope == "within_m" else None
+                                              for r in self.inhibit]
+        # per within_m rule: open target alarms by cell
+        self._tgt_grid: list[_Grid | None] = [_Grid(r.within_m or 0.0) if r.scope == "within_m" else None
+                                              for r in self.inhibit]
+        self._tgt_cells: dict[tuple[int, str], Cell | None] = {}
+        self._downstream_cache: dict[str, set[str]] = {}
+        self._muted_by_reason: dict[str, set[str]] = {}  # "inhibit:<id>" / "silence:<id>" -> alarm ids
+        self._silence_match: dict[str, set[str]] = {}  # silence id -> open alarms its matchers match
+        self._inc_seq: dict[str, int] = {}
+        self._inc_by_juris: dict[str, dict[str, None]] = {}
+        self._inc_grid = _Grid(self.grouping.distance_m)
+        self._member_cells: dict[str, Cell | None] = {}
+        self._stale = False  # a restored book re-checks every open alarm once
 
     # -- queries -------------------------------------------------------------------------------------
     def get(self, alarm_id: str) -> Alarm:
@@ -205,7 +292,8 @@ class AlarmBook:
         return a if a is not None and a.is_open else None
 
     def open_alarms(self) -> list[Alarm]:
-        return [a for a in self.alarms.values() if a.is_open]
+        """The open alarms, in the order they were created."""
+        return sorted(self._open.values(), key=lambda a: self._seq[a.id])
 
     # -- event plumbing --------------------------------------------------------------------------------
     def _emit(self, alarm_id: str, ts: int, kind: EventKind, before: int, after: int, value: float,
@@ -229,9 +317,11 @@ class AlarmBook:
         if k == EventKind.SILENCE_ADDED:
             rule = SilenceRule.model_validate(d["rule"])
             self.silences[rule.id] = rule
+            self._silence_match[rule.id] = {a.id for a in self._open.values() if self._matches(rule, a)}
             return
         if k == EventKind.SILENCE_REMOVED:
             self.silences.pop(d["id"], None)
+            self._silence_match.pop(d["id"], None)
             return
         if k == EventKind.OPENED:
             a = Alarm(id=ev.alarm_id, model=ev.model, asset=ev.asset, sensor=d.get("sensor", ""),
@@ -243,7 +333,9 @@ class AlarmBook:
                 a.fired_ms = ev.ts_ms
             self.alarms[a.id] = a
             self.latest[a.key] = a.id
+            self._seq[a.id] = len(self._seq)
         a = self.alarms[ev.alarm_id]
+        was_open = a.id in self._open
         a.updated_ms = ev.ts_ms
         if "sources" in d:
             a.sources = {s: list(v) for s, v in d["sources"].items()}
@@ -269,14 +361,18 @@ class AlarmBook:
             a.state = AlarmState.RESOLVED
             a.resolved_ms = ev.ts_ms
             a.sources = {}
+            for r in a.muted_by:
+                self._unfile_mute(r, a.id)
             a.muted_by = set()
         elif k == EventKind.ACKNOWLEDGED:
             a.acknowledged_by = d.get("by", "")
             a.acknowledged_ms = ev.ts_ms
         elif k == EventKind.MUTED:
             a.muted_by.add(d["reason"])
+            self._muted_by_reason.setdefault(d["reason"], set()).add(a.id)
         elif k == EventKind.UNMUTED:
             a.muted_by.discard(d["reason"])
+            self._unfile_mute(d["reason"], a.id)
         elif k == EventKind.GROUPED:
             inc_id = d["incident"]
             inc = self.incidents.get(inc_id)
@@ -290,6 +386,91 @@ class AlarmBook:
             inc.last_ms = max(inc.last_ms, ev.ts_ms)
             inc.level = _lvl(max(_sev(inc.level), a.severity))
             a.incident = inc_id
+            self._file_member(inc, a)
+        self._index(a, was_open)
+
+    # -- index maintenance -----------------------------------------------------------------------------
+    def _unfile_mute(self, reason: str, alarm_id: str) -> None:
+        got = self._muted_by_reason.get(reason)
+        if got is not None:
+            got.discard(alarm_id)
+            if not got:
+                del self._muted_by_reason[reason]
+
+    def _index(self, a: Alarm, was_open: bool) -> None:
+        """File ``a`` after one of its events: open set, target grids, silence matches and,
+        for source models, the inhibition index of each rule it is a source of."""
+        if a.is_open and not was_open:
+            self._open[a.id] = a
+            self._open_by_model.setdefault(a.model, {})[a.id] = a
+            for sid, rule in self.silences.items():
+                if self._matches(rule, a):
+                    self._silence_match[sid].add(a.id)
+            for i in self._rules_of_target.get(a.model, ()):
+                g = self._tgt_grid[i]
+                if g is not None:
+                    self._tgt_cells[(i, a.id)] = g.add(a.id, a.lon, a.lat)
+        elif was_open and not a.is_open:
+            self._open.pop(a.id, None)
+            by = self._open_by_model.get(a.model)
+            if by is not None:
+                by.pop(a.id, None)
+            for got in self._silence_match.values():
+                got.discard(a.id)
+            for i in self._rules_of_target.get(a.model, ()):
+                g = self._tgt_grid[i]
+                if g is not None:
+                    g.remove(a.id, self._tgt_cells.pop((i, a.id), None))
+        if a.model in self._rules_of_source:
+            self._index_source(a)
+
+    def _index_source(self, a: Alarm) -> None:
+        for i, key in self._src_keys.pop(a.id, []):
+            if key[0] == "cell":
+                g = self._src_grid[i]
+                assert g is not None
+                g.remove(a.id, key[1])
+            else:
+                got = self._src_index[i].get(key[1])
+                if got is not None:
+                    got.pop(a.id, None)
+                    if not got:
+                        del self._src_index[i][key[1]]
+        if a.state != AlarmState.FIRING:
+            return
+        keys: list[tuple[int, Any]] = []
+        for i in self._rules_of_source[a.model]:
+            rule = self.inhibit[i]
+            if rule.scope == "within_m":
+                g = self._src_grid[i]
+                assert g is not None
+                keys.append((i, ("cell", g.add(a.id, a.lon, a.lat))))
+                continue
+            if rule.scope == "same_asset":
+                assets = {a.asset}
+            elif rule.scope == "members":
+                assets = {a.asset, *(a.details.get("members") or [])}
+            else:  # downstream
+                assets = set(self._downstream_of(a.asset))
+            for asset in assets:
+                self._src_index[i].setdefault(asset, {})[a.id] = a
+                keys.append((i, ("asset", asset)))
+        self._src_keys[a.id] = keys
+
+    def _downstream_of(self, asset: str) -> set[str]:
+        if self.downstream is None:
+            return set()
+        got = self._downstream_cache.get(asset)
+        if got is None:
+            got = self._downstream_cache[asset] = set(self.downstream(asset))
+        return got
+
+    def _file_member(self, inc: IncidentCandidate, a: Alarm) -> None:
+        if inc.id not in self._inc_seq:
+            self._inc_seq[inc.id] = len(self._inc_seq)
+        if a.jurisdiction:
+            self._inc_by_juris.setdefault(a.jurisdiction, {})[inc.id] = None
+        self._inc_grid.add(a.id, a.lon, a.lat)  # members by place
 
     # -- engine transitions ------------------------------------------------------------------------------
     def ingest(self, transitions: Iterable[Transition]) -> list[AlarmEvent]:
@@ -298,18 +479,50 @@ class AlarmBook:
         A transition for a (model, asset) with no open alarm opens one only if it starts a
         condition (pending / firing); others are ignored (counted in ``stats["ignored"]``)."""
         last_ts: int | None = None
-        sources = {r.source for r in self.inhibit}
         for tr in sorted(transitions, key=lambda t: t.ts_ms):
             self._transition(tr)
             last_ts = tr.ts_ms
-            if tr.model in sources:  # an inhibiting alarm changed: re-check its targets now
-                targets = {r.target for r in self.inhibit if r.source == tr.model}
-                for a in sorted(self.open_alarms(), key=lambda a: a.id):
-                    if a.model in targets:
-                        self._mute_check(a, tr.ts_ms)
+            if tr.model in self._rules_of_source:  # an inhibiting alarm changed: re-check its targets now
+                for a in self._affected_by_source(tr):
+                    self._mute_check(a, tr.ts_ms)
         if last_ts is not None:
             self._refresh(last_ts)
         return self._flush()
+
+    def _affected_by_source(self, tr: Transition) -> list[Alarm]:
+        """Open target alarms whose muting may change because the source alarm of ``tr``
+        changed, in id order: those it mutes and those in its scope; every open alarm of
+        the target models while silences exist (their windows move with time)."""
+        rules = self._rules_of_source[tr.model]
+        targets = {self.inhibit[i].target for i in rules}
+        if self.silences or self._stale:
+            found = {aid: a for m in targets for aid, a in self._open_by_model.get(m, {}).items()}
+            return [found[k] for k in sorted(found)]
+        sid = self.latest.get(tr.key)
+        src = self.alarms.get(sid) if sid else None
+        if src is None:
+            return []
+        ids = set(self._muted_by_reason.get(f"inhibit:{src.id}", ()))
+        if src.state == AlarmState.FIRING:
+            for i in rules:
+                rule = self.inhibit[i]
+                if rule.scope == "within_m":
+                    g = self._tgt_grid[i]
+                    assert g is not None
+                    ids.update(g.near(src.lon, src.lat))
+                    continue
+                if rule.scope == "same_asset":
+                    assets: Iterable[str] = (src.asset,)
+                elif rule.scope == "members":
+                    assets = {src.asset, *(src.details.get("members") or [])}
+                else:
+                    assets = self._downstream_of(src.asset)
+                for asset in assets:
+                    a = self.open_alarm(rule.target, asset)
+                    if a is not None:
+                        ids.add(a.id)
+        out = [self._open[k] for k in sorted(ids) if k in self._open]
+        return [a for a in out if a.model in targets]
 
     def _transition(self, tr: Transition) -> None:
         a = self.open_alarm(tr.model, tr.asset)
@@ -431,25 +644,38 @@ class AlarmBook:
         self._refresh(now_ms)
         return self._flush()
 
+    @staticmethod
+    def _matches(r: SilenceRule, a: Alarm) -> bool:
+        for m in r.matchers:
+            if ((m.model is None or fnmatchcase(a.model, m.model))
+                    and (m.asset is None or fnmatchcase(a.asset, m.asset))
+                    and (m.network is None or fnmatchcase(a.network, m.network))):
+                return True
+        return False
+
     def _silence_reasons(self, a: Alarm, ts: int) -> set[str]:
         out = set()
-        for r in self.silences.values():
-            if not r.start_ms <= ts < r.end_ms:
-                continue
-            for m in r.matchers:
-                if ((m.model is None or fnmatchcase(a.model, m.model))
-                        and (m.asset is None or fnmatchcase(a.asset, m.asset))
-                        and (m.network is None or fnmatchcase(a.network, m.network))):
+        is_open = a.id in self._open
+        for sid, r in self.silences.items():
+            if r.start_ms <= ts < r.end_ms:
+                hit = a.id in self._silence_match.get(sid, ()) if is_open else self._matches(r, a)
+                if hit:
                     out.add(f"{r.kind}:{r.id}")
-                    break
         return out
 
     def _inhibit_reasons(self, a: Alarm) -> set[str]:
+        """``inhibit:<source id>`` for every firing source alarm whose rule mutes ``a``; the
+        candidates come from the rule's index (by asset, or by grid cell for within_m)."""
         out = set()
-        for rule in self.inhibit:
-            if rule.target != a.model:
-                continue
-            for src in self.alarms.values():
+        for i in self._rules_of_target.get(a.model, ()):
+            rule = self.inhibit[i]
+            if rule.scope == "within_m":
+                g = self._src_grid[i]
+                assert g is not None
+                cands = [self.alarms[k] for k in g.near(a.lon, a.lat)]
+            else:
+                cands = list(self._src_index[i].get(a.asset, {}).values())
+            for src in cands:
                 if (src.model != rule.source or src.state != AlarmState.FIRING or src.id == a.id
                         or src.severity < 5 - rule.min_level):
                     continue
@@ -478,8 +704,24 @@ class AlarmBook:
             self._group(a, ts)
 
     def _refresh(self, ts: int) -> None:
-        for a in sorted(self.open_alarms(), key=lambda a: a.id):
-            self._mute_check(a, ts)
+        """Re-check the open alarms whose muting can have changed since their last check
+        without a source's transition: those muted now and those a silence active at ``ts``
+        matches (every open alarm once after a restore), in id order."""
+        if self._stale:
+            ids: Iterable[str] = list(self._open)
+            self._stale = False
+        else:
+            got: set[str] = set()
+            for muted in self._muted_by_reason.values():
+                got.update(muted)
+            for sid, r in self.silences.items():
+                if r.start_ms <= ts < r.end_ms:
+                    got.update(self._silence_match.get(sid, ()))
+            ids = got
+        for aid in sorted(ids):
+            a = self._open.get(aid)
+            if a is not None:
+                self._mute_check(a, ts)
 
     # -- grouping into incident candidates -------------------------------------------------------------------
     def _group(self, a: Alarm, ts: int) -> None:
@@ -488,19 +730,21 @@ class AlarmBook:
         g = self.grouping
         window = int(g.window_s * 1000)
         best: IncidentCandidate | None = None
-        for inc in self.incidents.values():
+        # the near candidates: same jurisdiction, or a member within distance_m (by the grid)
+        near: dict[str, None] = {}
+        if g.same_jurisdiction and a.jurisdiction is not None:
+            near.update(self._inc_by_juris.get(a.jurisdiction, {}))
+        for mid in self._inc_grid.near(a.lon, a.lat):
+            m = self.alarms[mid]
+            if m.incident is not None and m.incident not in near and _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
+                near[m.incident] = None
+        for inc_id in sorted(near, key=self._inc_seq.__getitem__):  # the order the incidents were made
+            inc = self.incidents[inc_id]
             if ts - inc.last_ms > window:
                 continue
             if g.same_network and a.network not in inc.networks:
                 continue
-            near = g.same_jurisdiction and a.jurisdiction is not None and a.jurisdiction in inc.jurisdictions
-            if not near:
-                for mid in inc.alarm_ids:
-                    m = self.alarms[mid]
-                    if _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
-                        near = True
-                        break
-            if near and (best is None or inc.first_ms < best.first_ms):
+            if best is None or inc.first_ms < best.first_ms:
                 best = inc
         if best is None:
             self._emit(a.id, ts, EventKind.GROUPED, a.level, a.level, a.value,
@@ -519,6 +763,7 @@ class AlarmBook:
         for ev in events:
             book._apply(ev)
             book.events.append(ev)
+        book._stale = bool(book._open)
         return book
 
 
