@@ -374,6 +374,10 @@ def serve(
     _serve(host, port, db)
 
 
+# the response loop's commands (incidents, audit, users, publish) live in their own module
+from rescity import cli_respond as _cli_respond  # noqa: E402,F401
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -311,7 +311,7 @@ def test_gb_identifier_layout() -> None:
     "args, message",
     [
         (("32060", "084", T0, 0), "administrative division code must be 6 ASCII digits"),
-        (("990600", "084", T0, 0), "no province-level code"),
+        (("980600", "084", T0, 0), "no province-level code"),  # 99: fictional, accepted
         (("320600", "84", T0, 0), "sector code"),
         (("320600", "084", datetime(2024, 7, 1), 0), "timezone-aware"),
         (("320600", "084", T0, 10), "0..9"),

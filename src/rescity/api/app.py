@@ -1,7 +1,6 @@
-"""The FastAPI application: the twin's read API and the dashboard's static files.
-
-Access control (users, roles, jurisdictions) arrives with the incident service; until
-then the server binds to 127.0.0.1 by default and exposes only read-only twin data.
+"""The FastAPI application: the twin's read API, telemetry in (device tokens), the
+response API (users with roles and jurisdictions, :mod:`rescity.api.respond`) and the
+dashboard's static files. The server binds to 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -58,8 +57,11 @@ def require_device(creds: Annotated[HTTPAuthorizationCredentials | None, Depends
     return creds.credentials
 
 
-def create_app(db: str | None = None) -> FastAPI:
-    """The application over the store at ``db`` (default: the embedded SQLite file)."""
+def create_app(db: str | None = None, *, clock: Any = None) -> FastAPI:
+    """The application over the store at ``db`` (default: the embedded SQLite file).
+    ``clock() -> ms since the epoch`` drives the response loop's time (default: wall time)."""
+    from rescity.api.respond import install
+    from rescity.service.respond import ResponseService
     from rescity.store import NotFoundError, Store
 
     store = Store.open(db)
@@ -124,6 +126,7 @@ def create_app(db: str | None = None) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(WEB / "index.html")
 
+    install(app, ResponseService(store), clock=clock)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.state.store = store
     return app

@@ -92,10 +92,21 @@ def _digits(what: str, value: str, n: int) -> str:
     return value
 
 
+FICTIONAL_PREFIX = "99"
+"""Division codes starting with 99 (no province has it) mark fictional cities such as the
+demo city; ResCity accepts them and publishes their warnings as exercises only
+(``status`` Exercise), never as actual warnings."""
+
+
+def is_fictional(code: str) -> bool:
+    return code.startswith(FICTIONAL_PREFIX)
+
+
 def check_admin_code(code: str) -> str:
-    """A 6-digit GB/T 2260 administrative division code (province prefix checked)."""
+    """A 6-digit GB/T 2260 administrative division code (province prefix checked; the
+    fictional prefix 99 is accepted, see :data:`FICTIONAL_PREFIX`)."""
     _digits("administrative division code", code, 6)
-    if code != "100000" and code[:2] not in _PROVINCES:
+    if code != "100000" and code[:2] not in _PROVINCES and not is_fictional(code):
         raise ValueError(
             f"administrative division code {code!r} starts with {code[:2]!r}, "
             f"which is no province-level code (expected one of {' '.join(sorted(_PROVINCES))}, or 100000)"
@@ -340,7 +351,9 @@ def read_gb(data: bytes, source: str = "<bytes>") -> PublicWarning:
 __all__ = [
     "BEIJING",
     "CONTENT_TYPE",
+    "FICTIONAL_PREFIX",
     "check_admin_code",
+    "is_fictional",
     "gb_identifier",
     "gb_sender_code",
     "parse_gb_identifier",

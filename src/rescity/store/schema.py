@@ -487,3 +487,8 @@ def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
         return True
 
     return {"include_name": include_name, "include_object": include_object}
+
+
+# The response loop's tables live in their own module; importing it here puts them in
+# ``metadata`` (the migrations' target).
+from . import response_schema as _response_schema  # noqa: E402,F401

@@ -1,0 +1,114 @@
+"""The closed loop's joint: alarm groups (the alarm book's incident candidates) become
+incidents, and the deadlines of open incidents are checked, as time goes on.
+
+:class:`AlarmIncidentBridge` follows the stored alarm events (the contract between
+monitoring and response: :class:`rescity.monitor.alarms.AlarmEvent` rows), keeps each
+alarm's current level, place and group, and after every step hands each group whose
+firing members changed to :meth:`ResponseService.from_alarm_group`. It holds no state
+that the events do not give, so a restarted process rebuilds it by reading them again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rescity.model.incident import Incident, IncidentEvent
+from rescity.monitor.alarms import EventKind
+
+from .respond import ResponseService
+
+
+def _coord(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+@dataclass
+class _AlarmView:
+    id: str
+    model: str
+    asset: str
+    network: str
+    lon: float | None
+    lat: float | None
+    level: int
+    firing: bool = False
+    muted: bool = False
+    group: str | None = None
+
+
+@dataclass
+class StepResult:
+    incidents: list[Incident] = field(default_factory=list)  # opened or updated
+    deadline_events: list[IncidentEvent] = field(default_factory=list)
+
+
+class AlarmIncidentBridge:
+    """Alarm groups -> incidents, over a monitoring store's alarm events."""
+
+    def __init__(self, svc: ResponseService, monitoring: Any) -> None:
+        self.svc = svc
+        self.monitoring = monitoring
+        self.alarms: dict[str, _AlarmView] = {}
+        self.groups: dict[str, list[str]] = {}
+        self._seen: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._last_seq = 0
+
+    def _apply(self, r: dict[str, Any]) -> str | None:
+        kind = EventKind(r["kind"])
+        aid = r["alarm_id"]
+        d = r["details"] or {}
+        if kind == EventKind.OPENED:
+            lon, lat = _coord(d.get("lon")), _coord(d.get("lat"))
+            self.alarms[aid] = _AlarmView(aid, r["model"], r["asset_uid"], d.get("network", ""), lon, lat,
+                                          int(r["level_after"] or 0), d.get("state") == "firing")
+            return None
+        a = self.alarms.get(aid)
+        if a is None:
+            return None
+        if kind in (EventKind.FIRED, EventKind.ESCALATED, EventKind.DEESCALATED, EventKind.UPDATED,
+                    EventKind.REOPENED):
+            a.level = int(r["level_after"] or a.level)
+        if kind == EventKind.FIRED or (kind == EventKind.REOPENED and d.get("state") == "firing"):
+            a.firing = True
+        elif kind == EventKind.RESOLVED:
+            a.firing = False
+        elif kind == EventKind.MUTED:
+            a.muted = True
+        elif kind == EventKind.UNMUTED:
+            a.muted = False
+        elif kind == EventKind.GROUPED:
+            a.group = str(d["incident"])
+            self.groups.setdefault(a.group, [])
+            if aid not in self.groups[a.group]:
+                self.groups[a.group].append(aid)
+        return a.group
+
+    def step(self, now_ms: int, *, tick: bool = True) -> StepResult:
+        """Read the alarm events since the last step; open or update the incidents of the
+        groups that changed; then (``tick``) check every open incident's deadlines."""
+        touched: set[str] = set()
+        for r in self.monitoring.alarm_events():
+            if int(r["seq"]) <= self._last_seq:
+                continue
+            self._last_seq = int(r["seq"])
+            g = self._apply(r)
+            if g is not None:
+                touched.add(g)
+        out = StepResult()
+        for g in sorted(touched):
+            members = [self.alarms[a] for a in self.groups.get(g, [])]
+            live = [a for a in members if a.firing and not a.muted and a.level > 0]
+            sig = tuple(sorted((a.id, a.level) for a in live))
+            if not live or self._seen.get(g) == sig:
+                continue
+            self._seen[g] = sig
+            inc = self.svc.from_alarm_group(group_id=g, ts_ms=now_ms, alarms=[
+                {"id": a.id, "model": a.model, "asset": a.asset, "network": a.network,
+                 "level": a.level, "lon": a.lon, "lat": a.lat} for a in live])
+            if inc is not None:
+                out.incidents.append(inc)
+        if tick:
+            out.deadline_events = self.svc.tick(now_ms)
+        return out
