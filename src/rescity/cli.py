@@ -105,8 +105,9 @@ def demo(
 
 
 def _replay_day(store: Any, city: Any) -> None:
-    """The main job: replay the scripted day through validation, store and engine."""
-    from rescity.service import monitoring
+    """The main job: replay the scripted day through validation, store and engine, with
+    the response drill on it (alarm groups -> incidents -> crews -> closure)."""
+    from rescity.service import drill
 
     prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     TextColumn("{task.completed}/{task.total} slices"), TimeElapsedColumn(), console=console)
@@ -117,8 +118,28 @@ def _replay_day(store: Any, city: Any) -> None:
             prog.update(task, advance=1, description=f"replaying the scripted day "
                         f"{time.strftime('%H:%M', time.gmtime(now / 1000))} UTC")
 
-        report = monitoring.replay_scripted_day(store, city, on_slice=on_slice)
-    _print_replay(report)
+        day = drill.play_scripted_day(store, city, on_slice=on_slice,
+                                      warnings_dir=Path.cwd() / ".rescity" / "warnings")
+    _print_replay(day.replay)
+    _print_response(day)
+
+
+def _print_response(day: Any) -> None:
+    t = Table(title=f"incidents · 事件 ({len(day.incidents)}; {day.escalations} escalations, "
+                    f"audit chain {'intact' if day.audit_ok else 'BROKEN'})")
+    for col in ("id", "opened (UTC)", "level · 级别", "type", "state · 状态", "tier", "units"):
+        t.add_column(col)
+    for i in sorted(day.incidents, key=lambda i: i.id):
+        t.add_row(i.id, time.strftime("%H:%M", time.gmtime(i.created_ms / 1000)),
+                  _LEVEL_LABEL.get(i.level, str(i.level)), i.type, f"{i.state.value} {i.state.label_zh}",
+                  i.tier.value, ", ".join(i.units))
+    out.print(t)
+    for p in day.drill.publications:
+        out.print(f"public warning {p['msg_type']} {p['identifier']}: {p['headline']} · {p['headline_zh']}")
+    for r in day.drill.reports:
+        out.print(f"12345 report {r['ref']} ({r['category']}): {r['text']}")
+    out.print("sign in to the API as chief / officer-<district> / crew-<unit> / citizen-li "
+              "with password rescity-demo (a drill, not production)")
 
 
 def _print_replay(report: Any) -> None:

@@ -106,7 +106,7 @@ class Drill:
         self.log = DrillLog()
         self.warnings_dir = warnings_dir
         self._done_reports: set[int] = set()
-        self._published: set[str] = set()
+        self._published: dict[str, int] = {}  # incident -> level last published
         self._ensure_accounts(ts_ms)
 
     # -- accounts -----------------------------------------------------------------------------
@@ -199,32 +199,32 @@ class Drill:
 
         return [FilePublisher(self.warnings_dir)] if self.warnings_dir is not None else []
 
-    def _maybe_publish(self, inc: Incident, now: int) -> None:
-        if inc.id in self._published or inc.type not in self.script.publish:
-            return
-        if inc.level > int(WarningLevel.ORANGE):
-            return
+    def _publish(self, inc: Incident, ts: int, msg_type: str) -> None:
         from .publication import publish
 
-        self._published.add(inc.id)
-        res = publish(self.svc, self.user("chief"), inc.id, ts_ms=max(now, inc.updated_ms),
+        res = publish(self.svc, self.user("chief"), inc.id, ts_ms=ts, msg_type=msg_type,
                       channels=self._channels())
+        self._published[inc.id] = inc.level
         self.log.publications.append({"incident": inc.id, "identifier": res.warning.identifier,
                                       "msg_type": res.warning.msg_type.value,
                                       "headline": res.warning.en.headline,
                                       "headline_zh": res.warning.zh.headline})
+
+    def _maybe_publish(self, inc: Incident, now: int) -> None:
+        """A warning when a red or orange incident of a published type opens; an update
+        when its level changes."""
+        if inc.type not in self.script.publish:
+            return
+        ts = max(now, inc.updated_ms)
+        if inc.id not in self._published:
+            if inc.level <= int(WarningLevel.ORANGE):
+                self._publish(inc, ts, "alert")
+        elif self._published[inc.id] != inc.level:
+            self._publish(inc, ts, "update")
 
     def _maybe_cancel(self, inc: Incident, ts: int) -> None:
-        if inc.id not in self._published:
-            return
-        from .publication import publish
-
-        res = publish(self.svc, self.user("chief"), inc.id, ts_ms=ts, msg_type="cancel",
-                      channels=self._channels())
-        self.log.publications.append({"incident": inc.id, "identifier": res.warning.identifier,
-                                      "msg_type": res.warning.msg_type.value,
-                                      "headline": res.warning.en.headline,
-                                      "headline_zh": res.warning.zh.headline})
+        if inc.id in self._published:
+            self._publish(inc, ts, "cancel")
 
     # -- citizens -----------------------------------------------------------------------------
     def _reports(self, now: int) -> None:
