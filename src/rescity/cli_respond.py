@@ -317,3 +317,31 @@ def publish(
         console.print(f"  {r.channel} {r.target}: {'ok' if r.ok else 'FAILED ' + r.detail}")
     if any(not r.ok for r in res.receipts):
         raise typer.Exit(1)
+
+
+@incidents_app.command("follow")
+def incidents_follow(interval: Annotated[float, typer.Option(help="Seconds between steps.")] = 5.0,
+                     db: DbOption = None) -> None:
+    """The response worker: turn new alarm groups into incidents and check deadlines every
+    INTERVAL seconds, until SIGTERM or Ctrl+C (run it beside `rescity ingest`)."""
+    import signal
+    import threading
+
+    from rescity.service.loop import follow
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def show(res: Any) -> None:
+        for i in res.incidents:
+            out.print(f"{_hhmm(i.updated_ms)} {i.id} {i.type} level {i.level} {i.state.value}: "
+                      f"{', '.join(i.units)}")
+        for ev in res.deadline_events:
+            out.print(f"{_hhmm(ev.ts_ms)} {ev.incident_id} {ev.action.value} {ev.data.get('milestone') or ev.data.get('tier') or ''}")
+
+    with _errors(), _store(db) as store:
+        try:
+            n = follow(store, interval_s=interval, stop=stop, on_step=show)
+        except KeyboardInterrupt:
+            n = -1
+    console.print(f"stopped after {n} steps" if n >= 0 else "stopped")

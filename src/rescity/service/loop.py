@@ -112,3 +112,27 @@ class AlarmIncidentBridge:
         if tick:
             out.deadline_events = self.svc.tick(now_ms)
         return out
+
+
+def follow(store: Any, *, interval_s: float = 5.0, stop: Any = None,
+           clock: Any = None, on_step: Any = None) -> int:
+    """Run the bridge until ``stop`` (a :class:`threading.Event`) is set: every
+    ``interval_s`` seconds, alarm groups -> incidents and the deadline check. This is the
+    response worker of a production deployment (``rescity incidents follow``), beside the
+    ingestion workers that write the alarm events. Returns the number of steps taken."""
+    import threading
+    import time
+
+    from rescity.store.monitoring import MonitoringStore
+
+    stop = stop or threading.Event()
+    now = clock or (lambda: int(time.time() * 1000))
+    bridge = AlarmIncidentBridge(ResponseService(store), MonitoringStore(store.engine))
+    steps = 0
+    while not stop.is_set():
+        res = bridge.step(int(now()))
+        steps += 1
+        if on_step is not None:
+            on_step(res)
+        stop.wait(interval_s)
+    return steps
