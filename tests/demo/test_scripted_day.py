@@ -35,6 +35,9 @@ def test_each_scripted_event_raises_its_warning(tmp_path):
         assert worst("methane_manhole_near_gas", events["gas_in_manhole"]["asset"]) == 1
         assert worst("drainage_level", events["drainage_overflow"]["asset"]) == 1
         assert worst("rainfall_intensity") == 1
+        # the CMA rainstorm signal on rolling accumulations: about 76 mm within 3 h is orange
+        # (50 mm in 3 h), not red (100 mm in 3 h)
+        assert worst("rainstorm_signal") == 2
         assert worst("sensor_silent", events["sensor_silent"]["asset"]) in (2, 3, 4)  # escalates with time
         # before the bridge overload (08:30) the city is quiet: no warning fired at all
         first = min(tr.ts_ms for tr in report.transitions if str(tr.kind) == "firing")

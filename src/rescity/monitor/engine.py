@@ -63,6 +63,7 @@ import numpy as np
 
 from rescity.monitor.batch import ReadingBatch
 from rescity.monitor.specs import (
+    AccumulationSpec,
     ClusterSpec,
     CompositeSpec,
     Condition,
@@ -81,6 +82,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVALUATORS",
+    "AccumulationEvaluator",
+    "BatchView",
     "Evaluator",
     "GradedEvaluator",
     "ReferenceEngine",
@@ -913,6 +916,122 @@ class SilenceEvaluator(GradedEvaluator):
 
     def ref_derive(self, slot: int, st: dict[str, Any], t: int, v: float) -> float:
         return 0.0
+
+
+@register_evaluator("accumulation")
+class AccumulationEvaluator(GradedEvaluator):
+    """Rolling accumulation per level's sliding window (see
+    :class:`~rescity.monitor.specs.AccumulationSpec`), graded per level: the graded value
+    of a reading is ``[A_W1, A_W2, A_W3, A_W4]`` (mm), ``A_W = C(t) - C(t - W)``.
+
+    State per slot: the cumulative amount ``C`` (mm) at the slot's readings, a ring of
+    (time, C) breakpoints per slot ([slot, K] arrays, K doubled when a ring is full)
+    holding what the longest window still needs; ``C(q)`` between breakpoints is linear
+    (the intensity is constant over an interval), found by a vectorised binary search."""
+
+    def slot_extra(self, spec: GradedSpec, sensor: int) -> dict[str, float] | None:
+        assert isinstance(spec, AccumulationSpec)
+        w = spec.windows_ms()
+        return {"w0": float(w[0]), "w1": float(w[1]), "w2": float(w[2]), "w3": float(w[3]),
+                "gap": spec.max_gap_s * 1000.0}
+
+    def setup_state(self) -> None:
+        n = self.n_slots
+        self.W = np.array([[e[f"w{k}"] for k in range(4)] for e in self.extra], dtype=np.int64).reshape(n, 4)
+        self.gap_ms = np.array([e["gap"] for e in self.extra], dtype=np.float64)
+        self.c_last = np.zeros(n)  # mm at the slot's last reading
+        self.t_last = np.full(n, NO_TS, dtype=np.int64)
+        self.K = 16
+        self.bt = np.zeros((n, self.K), dtype=np.int64)  # ring of breakpoint times (ms)
+        self.bc = np.zeros((n, self.K))  # ... and cumulative amounts there (mm)
+        self.head = np.zeros(n, dtype=np.int64)  # ring index of the oldest breakpoint
+        self.cnt = np.zeros(n, dtype=np.int64)  # breakpoints held
+
+    def _grow(self) -> None:
+        K = self.K
+        idx = (self.head[:, None] + np.arange(K)[None, :]) % K
+        bt = np.zeros((self.n_slots, 2 * K), dtype=np.int64)
+        bc = np.zeros((self.n_slots, 2 * K))
+        bt[:, :K] = np.take_along_axis(self.bt, idx, axis=1)
+        bc[:, :K] = np.take_along_axis(self.bc, idx, axis=1)
+        self.bt, self.bc, self.K = bt, bc, 2 * K
+        self.head[:] = 0
+
+    def _c_at(self, rows: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C at times ``q`` on slots ``rows`` (rows may repeat), logical index of the last
+        breakpoint at or before q, -1 if none). Before the first breakpoint C is the
+        first's (nothing known earlier); after the last, the last's (no rain added)."""
+        K = self.K
+        head = self.head[rows]
+        cnt = self.cnt[rows]
+        lo = np.zeros(len(rows), dtype=np.int64)
+        hi = cnt.copy()
+        for _ in range(K.bit_length() + 1):
+            act = lo < hi
+            if not act.any():
+                break
+            mid = (lo + hi) // 2
+            right = act & (self.bt[rows, (head + mid) % K] <= q)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(act & ~right, mid, hi)
+        j = lo - 1
+        jj = (head + np.clip(j, 0, cnt - 1)) % K
+        jn = (head + np.clip(j + 1, 0, cnt - 1)) % K
+        cj, tj = self.bc[rows, jj], self.bt[rows, jj]
+        cn, tn = self.bc[rows, jn], self.bt[rows, jn]
+        inside = (j >= 0) & (j + 1 < cnt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mid_c = cj + (cn - cj) * (q - tj) / np.where(inside, tn - tj, 1)
+        return np.where(inside, mid_c, cj), j
+
+    def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Readings on unique slots -> [n, 4] accumulations (mm) over the four windows."""
+        sl = np.asarray(sl, dtype=np.int64)
+        tl = self.t_last[sl]
+        new = tl == NO_TS
+        dt = t - tl
+        counted = ~new & (dt <= self.gap_ms[sl])
+        inc = np.where(counted, np.maximum(v, 0.0) * np.where(counted, dt, 0) / 3_600_000.0, 0.0)
+        c = self.c_last[sl] + inc
+        add = np.flatnonzero(new | (dt > 0))  # equal times add no breakpoint (and no rain)
+        if len(add):
+            ra = sl[add]
+            while bool(np.any(self.cnt[ra] >= self.K)):
+                self._grow()
+            pos = (self.head[ra] + self.cnt[ra]) % self.K
+            self.bt[ra, pos] = t[add]
+            self.bc[ra, pos] = c[add]
+            self.cnt[ra] += 1
+        self.t_last[sl] = t
+        self.c_last[sl] = c
+        n = len(sl)
+        rows = np.repeat(sl, 4)
+        q = np.repeat(t, 4) - self.W[sl].ravel()
+        ca, j = self._c_at(rows, q)
+        acc = c[:, None] - ca.reshape(n, 4)
+        # drop breakpoints the longest window no longer needs (keep the one at or before it)
+        drop = np.maximum(j.reshape(n, 4).min(axis=1), 0)
+        if drop.any():
+            self.head[sl] = (self.head[sl] + drop) % self.K
+            self.cnt[sl] -= drop
+        return acc
+
+    def graded_value(self, sl: np.ndarray, x: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
+        """The accumulation over the window of the level after (or before, when resolved)."""
+        k = np.clip(np.where(c1 > 0, c1, c0).astype(np.int64) - 1, 0, 3)
+        return x[np.arange(len(x)), k]
+
+    def tick(self, now_ms: int, out: _Out) -> None:
+        """The windows slide on to ``now_ms`` (no rain after a slot's last reading): slots in
+        alarm are graded again, then pending conditions whose duration elapsed fire."""
+        sl = np.flatnonzero((self.cur > 0) & (self.t_last != NO_TS) & (self.t_last <= now_ms))
+        if len(sl):
+            n = len(sl)
+            rows = np.repeat(sl, 4)
+            ca, _ = self._c_at(rows, np.full(4 * n, now_ms, dtype=np.int64) - self.W[sl].ravel())
+            acc = self.c_last[sl][:, None] - ca.reshape(n, 4)
+            self.grade(sl.astype(np.int32), np.full(n, now_ms, np.int64), acc, np.full(n, np.nan), out)
+        super().tick(now_ms, out)
 
 
 # -- composite: coupling conditions (per event, over the few sensors involved) ---------------------------

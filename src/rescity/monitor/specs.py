@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "LEVEL_NAMES",
+    "AccumulationSpec",
     "Catalogue",
     "ClusterSpec",
     "CompositeSpec",
@@ -69,6 +70,7 @@ __all__ = [
     "GradedSpec",
     "GroupingRule",
     "InhibitRule",
+    "LevelWindows",
     "ModelSpec",
     "Near",
     "Override",
@@ -460,6 +462,11 @@ class GradedSpec(ModelSpec):
 
     @model_validator(mode="after")
     def _check_graded(self) -> GradedSpec:
+        self.check_graded()
+        return self
+
+    def check_graded(self) -> None:
+        """The checks of the graded parts (thresholds order, unit); kinds may replace them."""
         increasing = self.direction != "low" or self.magnitudes
         if self.magnitudes and any(v < 0 for _, v in self.thresholds.given()):
             raise ValueError("thresholds: these thresholds are magnitudes and must be >= 0")
@@ -481,7 +488,6 @@ class GradedSpec(ModelSpec):
             want = self.graded_unit()
             if want and su != want:
                 raise ValueError(f"unit: {self.unit!r} converts to {su!r}, but this model grades {want!r}")
-        return self
 
     # -- what is graded ----------------------------------------------------------------------------
     def graded_unit(self) -> str:
@@ -502,6 +508,11 @@ class GradedSpec(ModelSpec):
 
     def describe_value(self) -> str:
         return self.value_name
+
+    def levels_text(self) -> str:
+        """The graded thresholds as ``rescity models list`` shows them (blue first)."""
+        u = self.unit or self.graded_unit()
+        return " / ".join(_fmt(v) for _, v in self.thresholds.given()) + (f" {u}" if u and u != "1" else "")
 
     def _explain_body(self) -> list[str]:
         u = self.unit or self.graded_unit()
@@ -691,6 +702,139 @@ class DriftSpec(GradedSpec):
         return [*super().parameters(),
                 Parameter("fast_tau_s", self.fast_tau_s, "s", "time constant of the fast mean"),
                 Parameter("slow_tau_s", self.slow_tau_s, "s", "time constant of the slow (baseline) mean")]
+
+
+# -- rolling accumulation ------------------------------------------------------------------------------
+class LevelWindows(_Part):
+    """Sliding window length per level, in hours (blue .. red)."""
+
+    blue: float | None = Field(default=None, gt=0)
+    yellow: float | None = Field(default=None, gt=0)
+    orange: float | None = Field(default=None, gt=0)
+    red: float | None = Field(default=None, gt=0)
+
+    def given(self) -> list[tuple[str, float]]:
+        return [(k, v) for k in LEVEL_NAMES if (v := getattr(self, k)) is not None]
+
+    def filled_s(self) -> np.ndarray:
+        """Four windows (blue..red) in seconds: a missing level takes the next higher given
+        level's window (as :meth:`Thresholds.filled` does for thresholds), levels above the
+        highest given one the highest's (their threshold is +inf)."""
+        out = np.zeros(4)
+        given = self.given()
+        nxt = given[-1][1] if given else 1.0
+        for i in range(3, -1, -1):
+            v = getattr(self, LEVEL_NAMES[i])
+            if v is not None:
+                nxt = v
+            out[i] = nxt * 3600.0
+        return out
+
+
+@register_kind
+class AccumulationSpec(GradedSpec):
+    """Rolling accumulation of an intensity (rainfall in mm/h) over a sliding window per
+    level, as the China Meteorological Administration rainstorm warning signals are
+    defined (暴雨预警信号: blue 50 mm in 12 h .. red 100 mm in 3 h).
+
+    The accumulation at time ``t`` over a window ``W`` is
+    ``A_W(t) = C(t) - C(t - W)``, with the cumulative amount ``C`` (mm) piecewise linear
+    between readings: a reading of intensity ``r`` (mm/h) at ``t_i`` adds
+    ``max(r, 0) * (t_i - t_(i-1)) / 3600 s`` over the interval since the sensor's previous
+    reading (so ``C(t - W)`` is interpolated exactly inside an interval); the first reading
+    of a sensor and a reading more than ``max_gap_s`` after the previous one add nothing
+    (rain during a gap is unknown, not assumed). After the last reading no rain is added:
+    :meth:`~rescity.monitor.engine.WarningEngine.tick` slides the windows on (a level is
+    left as the storm's rain leaves the window).
+
+    Level ``k`` holds while ``A_(W_k) >= T_k``. Levels must be nested (a more severe level
+    has a window no longer and an amount no smaller than a less severe one, and differs in
+    one of them), so holding a level implies holding the ones below it. Hysteresis (mm): a
+    level is left when its accumulation falls to ``T_k - hysteresis`` or below.
+    """
+
+    summary: ClassVar[str] = "rolling accumulation over a sliding window per level (rainstorm signals)"
+    kind: Literal["accumulation"] = "accumulation"
+    windows_h: LevelWindows
+    max_gap_s: float = Field(default=3600.0, gt=0)
+    value_name: ClassVar[str] = "accumulation"
+
+    def check_graded(self) -> None:
+        if self.direction != "high":
+            raise ValueError("direction: an accumulation grades amounts that grow with rain: use high")
+        if self.overrides:
+            raise ValueError("overrides: not supported for kind accumulation (declare another model)")
+        qs = self.select.quantity or []
+        if not qs or any(not QUANTITIES[q].unit.endswith("/h") for q in qs):
+            found = ", ".join(f"{q} ({QUANTITIES[q].unit})" for q in qs) or "none"
+            raise ValueError(f"select.quantity: an accumulation needs an intensity per hour (rainfall, mm/h); found {found}")
+        th = self.thresholds.given()
+        win = self.windows_h.given()
+        if [k for k, _ in th] != [k for k, _ in win]:
+            raise ValueError(f"windows_h: give a window for exactly the levels with thresholds "
+                             f"({', '.join(k for k, _ in th)}); found {', '.join(k for k, _ in win) or 'none'}")
+        if any(v < 0 for _, v in th):
+            raise ValueError("thresholds: amounts must be >= 0")
+        for (ka, ta), (kb, tb), (_, wa), (_, wb) in zip(th, th[1:], win, win[1:], strict=False):
+            if tb < ta or wb > wa or (tb == ta and wb == wa):
+                raise ValueError(
+                    f"levels must be nested: {kb} needs an amount >= {ka}'s and a window <= {ka}'s, and must "
+                    f"differ in one (found {ka}={_fmt(ta)} in {_fmt(wa)} h, {kb}={_fmt(tb)} in {_fmt(wb)} h)")
+        if self.unit is not None and self.unit != self.graded_unit():
+            raise ValueError(f"unit: amounts are written in {self.graded_unit()!r} (found {self.unit!r})")
+
+    def graded_unit(self) -> str:
+        u = self.quantity_unit()
+        return u.removesuffix("/h") if u else ""
+
+    def _to_si(self, x: float) -> float:
+        return x
+
+    def _delta_to_si(self, x: float) -> float:
+        return x
+
+    def windows_ms(self) -> np.ndarray:
+        """Four windows (blue..red), int64 ms."""
+        return (self.windows_h.filled_s() * 1000.0).round().astype(np.int64)
+
+    def levels_text(self) -> str:
+        u = self.graded_unit()
+        w = dict(self.windows_h.given())
+        return " / ".join(f"{_fmt(v)} {u} in {_fmt(w[k])} h" for k, v in self.thresholds.given())
+
+    def _explain_body(self) -> list[str]:
+        u = self.graded_unit()
+        w = dict(self.windows_h.given())
+        lines = [f"Watches {self.select.describe()}.",
+                 f"Grades the rolling accumulation A_W(t) = C(t) - C(t - W) over each level's sliding window W, "
+                 f"C being the cumulative amount ({u}) from the intensity readings (intensity x time since the "
+                 f"previous reading; negative readings count as 0):"]
+        for k, v in reversed(self.thresholds.given()):
+            lvl = WarningLevel.from_severity(LEVEL_NAMES.index(k) + 1)
+            lines.append(f"  {lvl.describe():18s} when >= {_fmt(v)} {u} fell in the last {_fmt(w[k])} h")
+        lines.append(f"A reading more than {_fmt(self.max_gap_s)} s after the previous one adds nothing (rain in a gap "
+                     "is unknown); after the last reading the windows slide on with the clock (tick).")
+        if self.hysteresis:
+            lines.append(f"A level is left when its accumulation is back below its amount by more than "
+                         f"{_fmt(self.hysteresis)} {u} (hysteresis).")
+        if self.for_s:
+            lines.append(f"The condition must hold {_fmt(self.for_s)} s before the alarm fires.")
+        else:
+            lines.append("The alarm fires as soon as an amount is reached.")
+        return lines
+
+    def parameters(self) -> list[Parameter]:
+        u = self.graded_unit()
+        w = dict(self.windows_h.given())
+        ps = []
+        for k, v in self.thresholds.given():
+            lvl = WarningLevel.from_severity(LEVEL_NAMES.index(k) + 1)
+            ps.append(Parameter(f"thresholds.{k}", v, u, f"{lvl.describe()} amount"))
+            ps.append(Parameter(f"windows_h.{k}", w[k], "h", f"{lvl.describe()} sliding window"))
+        ps.append(Parameter("hysteresis", self.hysteresis, u, "dead band to leave a level"))
+        ps.append(Parameter("for_s", self.for_s, "s", "minimum duration before firing"))
+        ps.append(Parameter("max_gap_s", self.max_gap_s, "s", "longest interval between readings that is counted"))
+        return ps
 
 
 # -- composite models --------------------------------------------------------------------------------
@@ -930,8 +1074,7 @@ class Catalogue:
         for m in self.models.values():
             levels = ""
             if isinstance(m, GradedSpec):
-                u = m.unit or m.graded_unit()
-                levels = " / ".join(_fmt(v) for _, v in m.thresholds.given()) + (f" {u}" if u and u != "1" else "")
+                levels = m.levels_text()
             out.append({"name": m.name, "kind": m.kind, "title": m.title or m.summary,
                         "selects": m.select.describe(), "thresholds": levels,
                         "enabled": "yes" if m.enabled else "no"})
