@@ -207,7 +207,8 @@ class _Grid:
                 if not got:
                     del self.cells[c]
 
-    def near(self, lon: float, lat: float) -> list[str]:
+    def around(self, lon: float, lat: float) -> list[Cell]:
+        """The cells that can hold a point within ``d`` of (lon, lat)."""
         c = self.cell(lon, lat)
         if c is None:
             return []
@@ -215,12 +216,14 @@ class _Grid:
         # latitude being within one cell of lat: ceil(1 / cos) cells either side
         cosl = math.cos(math.radians(min(89.0, abs(lat) + self.deg)))
         kx = math.ceil(1.0 / max(cosl, 1e-3))
+        return [(c[0] + dx, c[1] + dy) for dx in range(-kx, kx + 1) for dy in (-1, 0, 1)]
+
+    def near(self, lon: float, lat: float) -> list[str]:
         out: list[str] = []
-        for dx in range(-kx, kx + 1):
-            for dy in (-1, 0, 1):
-                got = self.cells.get((c[0] + dx, c[1] + dy))
-                if got:
-                    out.extend(got)
+        for c in self.around(lon, lat):
+            got = self.cells.get(c)
+            if got:
+                out.extend(got)
         return out
 
 
@@ -274,7 +277,8 @@ class AlarmBook:
         self._silence_match: dict[str, set[str]] = {}  # silence id -> open alarms its matchers match
         self._inc_seq: dict[str, int] = {}
         self._inc_by_juris: dict[str, dict[str, None]] = {}
-        self._inc_grid = _Grid(self.grouping.distance_m)
+        self._inc_grid = _Grid(self.grouping.distance_m)  # cells only: see _inc_cells
+        self._inc_cells: dict[Cell, dict[str, list[Alarm]]] = {}  # cell -> incident -> its members there
         self._member_cells: dict[str, Cell | None] = {}
         self._stale = False  # a restored book re-checks every open alarm once
 
@@ -470,7 +474,9 @@ class AlarmBook:
             self._inc_seq[inc.id] = len(self._inc_seq)
         if a.jurisdiction:
             self._inc_by_juris.setdefault(a.jurisdiction, {})[inc.id] = None
-        self._inc_grid.add(a.id, a.lon, a.lat)  # members by place
+        c = self._inc_grid.cell(a.lon, a.lat)  # members by place
+        if c is not None:
+            self._inc_cells.setdefault(c, {}).setdefault(inc.id, []).append(a)
 
     # -- engine transitions ------------------------------------------------------------------------------
     def ingest(self, transitions: Iterable[Transition]) -> list[AlarmEvent]:
@@ -734,10 +740,14 @@ class AlarmBook:
         near: dict[str, None] = {}
         if g.same_jurisdiction and a.jurisdiction is not None:
             near.update(self._inc_by_juris.get(a.jurisdiction, {}))
-        for mid in self._inc_grid.near(a.lon, a.lat):
-            m = self.alarms[mid]
-            if m.incident is not None and m.incident not in near and _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
-                near[m.incident] = None
+        for c in self._inc_grid.around(a.lon, a.lat):
+            for inc_id, members in self._inc_cells.get(c, {}).items():
+                if inc_id in near:
+                    continue
+                for m in members:
+                    if _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
+                        near[inc_id] = None
+                        break
         for inc_id in sorted(near, key=self._inc_seq.__getitem__):  # the order the incidents were made
             inc = self.incidents[inc_id]
             if ts - inc.last_ms > window:
