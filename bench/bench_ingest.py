@@ -1,6 +1,8 @@
 """Ingestion end to end through Mosquitto, in one run.
 
 Run:  .venv/bin/python bench/bench_ingest.py [--seconds 8] [--sensors 100000] [--db URL] [--quick]
+      [--store-only]  (only the runs into --db: validation only, and engine + alarm book,
+      whose readings, dead letters and alarm events commit in one transaction per batch)
 
 (a) Gateway batches (1,000 readings per message, the compact ``t0`` form, QoS 1) from a
     publisher process -> Mosquitto -> :class:`rescity.monitor.mqtt.MqttIngestor` in this
@@ -376,18 +378,26 @@ def main() -> None:
     ap.add_argument("--sensors", type=int, default=100_000)
     ap.add_argument("--db", help="also run (a) with readings written to this store (sqlite:///... or postgresql://...)")
     ap.add_argument("--quick", action="store_true", help="3 s runs, 20,000 sensors")
+    ap.add_argument("--store-only", action="store_true",
+                    help="only the runs into --db (validation only, and engine + alarm book)")
     args = ap.parse_args()
+    if args.store_only and not args.db:
+        ap.error("--store-only needs --db")
     if args.quick:
         args.seconds, args.sensors = 3.0, 20_000
     print(f"bench_ingest: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"{args.sensors:,} sensors, {args.seconds:.0f} s per run\n")
-    rows = [run_gateway(args, 1e6, "(a) gateway batches, offered 1 M/s"),
-            run_gateway(args, 0, "(a) gateway batches, max (<= 200 msgs ahead)"),
-            run_gateway(args, 1e6, "(a) gateway batches, offered 1 M/s", engine=False),
-            run_gateway(args, 0, "(a) gateway batches, max (<= 200 msgs ahead)", engine=False)]
+    rows = [] if args.store_only else [
+        run_gateway(args, 1e6, "(a) gateway batches, offered 1 M/s"),
+        run_gateway(args, 0, "(a) gateway batches, max (<= 200 msgs ahead)"),
+        run_gateway(args, 1e6, "(a) gateway batches, offered 1 M/s", engine=False),
+        run_gateway(args, 0, "(a) gateway batches, max (<= 200 msgs ahead)", engine=False)]
     if args.db:
         rows.append(run_gateway(args, 0, "(a) gateway batches, max (<= 20 ahead), into the store", args.db,
                                 engine=False, max_ahead=20))
+        if args.store_only:  # readings, dead letters and alarm events in one transaction per batch
+            rows.append(run_gateway(args, 0, "(a) gateway batches, max (<= 20 ahead), into the store",
+                                    args.db, engine=True, max_ahead=20))
     print(f"{'case':56} {'pipeline':42} {'readings/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'alarm trs':>9} {'alarm p99':>9} {'CPU us/rdg':>10}")
     for r in rows:
@@ -396,6 +406,8 @@ def main() -> None:
         if r["readings"] != r["published"]:
             print(f"   !! published {r['published']:,} readings, processed {r['readings']:,}")
     print()
+    if args.store_only:
+        return
     singles = run_singles(args)
     bare = next(r for r in singles if r["who"] == "bare paho")
     print(f"(b) one reading per message, QoS 1, both subscribers on one stream: {singles[0]['sent']:,} "
