@@ -125,3 +125,29 @@ def test_many_readings_of_one_sensor_in_one_batch_equal_one_batch_per_reading():
     for i in range(2000):
         parts += key(each.process(ReadingBatch.of([0], ts[i:i + 1], vals[i:i + 1])))
     assert whole == parts and len(whole) > 10
+
+
+def test_an_evaluator_with_process_slab_gets_each_sensor_once_per_slab_in_time_order():
+    from typing import Literal
+
+    from rescity.monitor.engine import Evaluator, register_evaluator
+    from rescity.monitor.specs import ModelSpec, register_kind
+
+    @register_kind
+    class SlabSpec(ModelSpec):
+        kind: Literal["slab_test"] = "slab_test"
+
+    seen: list[list[tuple[int, int]]] = []
+
+    @register_evaluator("slab_test")
+    class SlabEvaluator(Evaluator):
+        def process_slab(self, s, t, v, out, span=None):
+            seen.append(list(zip(s.tolist(), t.tolist(), strict=True)))
+
+    eng = WarningEngine([parse_model({"name": "slabs", "kind": "slab_test"})], registry(3))
+    s = [2, 0, 2, 1, 0, 2]
+    t = [30, 20, 10, 10, 10, 20]
+    eng.process(ReadingBatch.of(s, t, np.zeros(6)))
+    assert all(len({x for x, _ in slab}) == len(slab) for slab in seen)
+    per_sensor = {k: [ts for slab in seen for x, ts in slab if x == k] for k in range(3)}
+    assert per_sensor == {0: [10, 20], 1: [10], 2: [10, 20, 30]}
