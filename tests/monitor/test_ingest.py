@@ -401,3 +401,28 @@ def test_latest_is_an_index_scan(backend, tmp_path):
         assert uids == ["a", "a", "b", "b"] and ts.tolist() == [NOW + 98, NOW + 96, NOW + 99, NOW + 97]
     finally:
         store.close()
+
+
+def test_monitor_does_not_import_outer_layers():
+    """Dependencies point inward: nothing in ``rescity.monitor`` imports the service, API
+    or CLI layers, except the worker's documented fallback for callers that pass no
+    pipeline factory (until cli.py calls ``rescity.service.monitoring.ingest_main``)."""
+    import ast
+    from pathlib import Path
+
+    import rescity.monitor
+
+    root = Path(rescity.monitor.__file__).parent
+    outer = ("rescity.service", "rescity.api", "rescity.cli")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        funcs = [(n.name, n.lineno, n.end_lineno) for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+        for node in ast.walk(tree):
+            mods = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for mod in mods:
+                if mod.startswith(outer):
+                    inside = [f for f, a, b in funcs if a <= node.lineno <= (b or a)]
+                    found.append((path.name, inside[-1] if inside else None, mod))
+    assert found == [("worker.py", "main", "rescity.service.monitoring")], found

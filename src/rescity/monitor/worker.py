@@ -44,8 +44,6 @@ from .mqtt import TOPIC_FILTER, BatchReport, MqttIngestor, mqtt_url
 from .nats import Layout, MqttNatsBridge, NatsWorker, nats_url
 from .pipeline import Pipeline
 
-RESTORE_PER_SENSOR = 16  # the validator's ring of recent timestamps per sensor
-
 PipelineFactory = Callable[[str | None, bool], AbstractContextManager[Pipeline]]
 """``factory(db, engine)``: a context manager that opens the store ``db`` (None: the
 default), yields the worker's pipeline over it (with the warning engine if ``engine``)
