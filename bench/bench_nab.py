@@ -1,7 +1,8 @@
 """NAB benchmark of the seasonal anomaly model, next to NAB's windowed-Gaussian baseline.
 
-Runs :class:`rescity.monitor.models.anomaly.SeasonalAnomalyDetector` over the 58 series of
-the Numenta Anomaly Benchmark (all series fed at once as 58 sensors, each read causally),
+Runs :class:`rescity.monitor.models.anomaly.SeasonalAnomalyDetector` (point view, optional
+transition view, and the fuzzy-ART shape view of :mod:`rescity.monitor.models.art`) over the 58
+series of the Numenta Anomaly Benchmark (all series fed at once as 58 sensors, each read causally),
 scores it with NAB's rules (:mod:`rescity.monitor.nab`: scaled-sigmoid window reward,
 probation, per-profile threshold optimised over the corpus, normalised so that the null
 detector scores 0 and the perfect one 100) and prints one table. Scores are rounded as NAB's
@@ -39,12 +40,19 @@ PUBLISHED = {
     "windowed Gaussian (published)": (39.65, 20.87, 47.41),
 }
 
-#: Grid of the tuning search (each point overrides the defaults of ``AnomalyParams``).
+#: Grid of the tuning search (each point overrides the defaults of ``AnomalyParams``): the
+#: shape-novelty view off or on at the values tried while designing it (record score, weight of
+#: the near-record evidence), with and without the transition view.
 GRID: list[dict[str, Any]] = [
-    {"refractory": r, "refractory_ramp": ramp, "trans_weight": w}
-    for r in (120, 200)
-    for ramp in (0.0, 1.0)
+    {"trans_weight": w, **shape}
     for w in (0.0, 0.5)
+    for shape in (
+        {"shape_score": 0.0},
+        {"shape_score": 0.28, "shape_near_weight": 0.0},
+        {"shape_score": 0.3, "shape_near_weight": 0.0},
+        {"shape_score": 0.28, "shape_near_weight": 0.2},
+        {"shape_score": 0.3, "shape_near_weight": 0.2},
+    )
 ]
 
 

@@ -42,7 +42,20 @@ unit; every memory is counted in readings of that sensor, ``alpha`` = weight of 
    (``trans_weight = 0`` turns it off). A reading outside the range seen so far, widened by
    ``range_tolerance`` of that range, scores at least ``range_score`` (new extremes,
    Numenta's "spatial anomaly").
-7. **Refractory period.** After a reading scores ``>= alarm_level``, the scores of the next
+7. **Shape view** (a second, independent detector: has the *shape* of the last few readings
+   been seen before? :mod:`rescity.monitor.models.art`). A fuzzy-ART memory of shape
+   categories (the last ``shape_window`` means of ``shape_step`` readings each, scaled to the
+   range seen so far; vigilance ``shape_vigilance``, at most ``shape_categories`` boxes) gives
+   the misfit ``m`` of the current shape to its best category and the record ratio
+   ``q = m / max(m since reading shape_start)`` (reported after ``shape_settle`` readings of
+   that maximum). A shape that fits worse than any shape before it,
+   ``q > 1 + shape_tolerance``, scores at least
+   ``min(shape_score + shape_slope * (q - 1 - shape_tolerance), 1)``; the combination is the
+   maximum of that and the score of step 6, plus the evidence of a near record,
+   ``shape_near_weight * max(min(q, 1 + shape_tolerance) - shape_near, 0)``, clipped to 1
+   (``shape_score = 0`` turns the view off). As the shape is learnt at once, a repeat of the
+   same anomalous shape is no record.
+8. **Refractory period.** After a reading scores ``>= alarm_level``, the scores of the next
    ``refractory`` readings of that sensor are multiplied by
    ``f + (1 - f) * refractory_ramp * (1 - h / refractory)`` with ``f = refractory_factor``
    and ``h`` the readings of the period still to run: right after an alarm only ``f`` of the
@@ -60,14 +73,17 @@ an ongoing event (escalation belongs to the incident layer); the weekly profile 
 weeks before it takes over from the daily one; a reading whose timestamp goes backwards
 (clock adjustment) is accepted and binned by its own time; the transition bins follow the
 range seen so far, so a new extreme re-maps them and the transition view (step 5) relearns
-for a while (it is only a part of the evidence).
+for a while (it is only a part of the evidence); the shape view (step 7) fires, ever more
+rarely, on a record misfit of stationary noise, and after one very badly fitting shape it is
+silent for a long time (its worst misfit is never forgotten).
 
 The defaults were chosen on the NAB corpus (a handful of global values, the same for every
 series, as NAB's own detectors were tuned; ``bench/bench_nab.py`` prints the grid searched
 and a 2-fold held-out figure next to the full-corpus one).
 
 State per sensor: ``16 * bins_per_day + trans_bins ** 2 + trans_bins + short_window +
-trans_window + 18`` numbers (490 with the defaults, about 3.9 kB).
+trans_window + 18`` numbers, plus ``shape_categories * (2 * shape_window + 2) + shape_window *
+shape_step + 5`` for the shape view (490 + 653 with the defaults, about 9.1 kB).
 """
 
 from __future__ import annotations
@@ -77,6 +93,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.special import log_ndtr
+
+from .art import ShapeNoveltyDetector, ShapeParams
 
 DAY_MS = 86_400_000
 CST_OFFSET_MS = 8 * 3_600_000  # China Standard Time, UTC+8, no daylight saving
@@ -91,7 +109,7 @@ GRADE_NONE, GRADE_RED, GRADE_ORANGE, GRADE_YELLOW, GRADE_BLUE = 0, 1, 2, 3, 4
 #: parameters); a score ``s`` below 1 stands for a likelihood of ``10 ** (-30 s)`` under a
 #: Gaussian model of the sensor's recent surprise, so each step up is 4.5 more decades of
 #: evidence (yellow 0.45, orange 0.6, red 0.8). A new extreme beyond the range ever seen
-#: scores at least 0.5 (yellow) by itself.
+#: scores at least 0.5 (yellow) by itself; a record misfit of the shape view about 0.3 (blue).
 DEFAULT_GRADE_THRESHOLDS: tuple[float, float, float, float] = (0.3, 0.45, 0.6, 0.8)
 
 
@@ -139,8 +157,19 @@ class AnomalyParams:
     trans_bins: int = 8
     alpha_trans: float = 0.01
     trans_prior: float = 0.1
-    trans_weight: float = 0.5
+    trans_weight: float = 0.0
     trans_window: int = 8
+    shape_score: float = 0.3
+    shape_slope: float = 0.5
+    shape_tolerance: float = 0.05
+    shape_window: int = 4
+    shape_step: int = 2
+    shape_categories: int = 64
+    shape_vigilance: float = 0.9
+    shape_start: int = 250
+    shape_settle: int = 50
+    shape_near: float = 0.85
+    shape_near_weight: float = 0.2
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -165,6 +194,25 @@ class AnomalyParams:
             )
         if not 0.0 <= self.refractory_ramp <= 1.0:
             raise ValueError(f"refractory_ramp must be in [0, 1], found {self.refractory_ramp}")
+        if min(self.shape_score, self.shape_slope, self.shape_tolerance,
+               self.shape_near, self.shape_near_weight) < 0:
+            raise ValueError(
+                "shape_score, shape_slope, shape_tolerance, shape_near and shape_near_weight "
+                f"must be >= 0, found {self.shape_score}, {self.shape_slope}, "
+                f"{self.shape_tolerance}, {self.shape_near} and {self.shape_near_weight}"
+            )
+        self.shape_params()  # validates the shape detector's values
+
+    def shape_params(self) -> ShapeParams:
+        """The parameters of the shape-novelty view (step 7), as :class:`ShapeParams`."""
+        return ShapeParams(
+            window=self.shape_window,
+            step=self.shape_step,
+            categories=self.shape_categories,
+            vigilance=self.shape_vigilance,
+            start=self.shape_start,
+            settle=self.shape_settle,
+        )
 
 
 class SeasonalAnomalyDetector:
@@ -206,6 +254,11 @@ class SeasonalAnomalyDetector:
     def __init__(self, n_sensors: int = 0, params: AnomalyParams | None = None) -> None:
         self.params = params if params is not None else AnomalyParams()
         self.n_sensors = 0
+        self.shape: ShapeNoveltyDetector | None = (
+            ShapeNoveltyDetector(0, self.params.shape_params())
+            if self.params.shape_score > 0
+            else None
+        )
         self._alloc(max(int(n_sensors), 0))
 
     # ------------------------------------------------------------------ state
@@ -247,6 +300,8 @@ class SeasonalAnomalyDetector:
             if old:
                 arr[:old] = getattr(self, name)[:old]
             setattr(self, name, arr)
+        if self.shape is not None:
+            self.shape.alloc(n)
         self.n_sensors = n
 
     def _ensure(self, max_idx: int) -> None:
@@ -391,6 +446,17 @@ class SeasonalAnomalyDetector:
             tol = p.range_tolerance * rng
             outside = (rng > 0) & ((x > vmax + tol) | (x < vmin - tol))
             sc = np.where(outside, np.maximum(sc, p.range_score), sc)
+
+        if self.shape is not None:
+            # shape view: a shape that fits the learnt categories worse than any since
+            # shape_start (record ratio q > 1 + tolerance) scores at least shape_score
+            q = self.shape.step(s, x)
+            top = 1.0 + p.shape_tolerance
+            rec = np.minimum(p.shape_score + p.shape_slope * (q - top), 1.0)
+            sc = np.where(q > top, np.maximum(sc, rec), sc)
+            # a near-record misfit adds a little evidence of its own
+            near = np.maximum(np.minimum(q, top) - p.shape_near, 0.0)
+            sc = np.minimum(sc + p.shape_near_weight * near, 1.0)
 
         # refractory: one event, one warning
         hold = self.hold[s]
