@@ -519,15 +519,18 @@ class GradedEvaluator(Evaluator):
         hot = self.hot(sl, t, v)
         if not len(hot):
             return
-        if isinstance(sl, slice):
-            sl = np.arange(sl.start, sl.stop, dtype=np.int32)
-        if view.increasing:
-            pos = hot  # each slot at most once: the hot readings are all their slots' readings
+        if isinstance(sl, slice):  # sensor order, slot == sensor: each slot once, in order
+            pos = hot
+            ps = (hot + sl.start).astype(np.int32)
         else:
-            flag = np.zeros(self.n_slots, dtype=bool)
-            flag[sl[hot]] = True
-            pos = np.flatnonzero(flag[sl])
-        ps, pt, pv = sl[pos], t[pos], v[pos]
+            if view.increasing:
+                pos = hot  # each slot at most once: the hot readings are all their slots' readings
+            else:
+                flag = np.zeros(self.n_slots, dtype=bool)
+                flag[sl[hot]] = True
+                pos = np.flatnonzero(flag[sl])
+            ps = sl[pos]
+        pt, pv = t[pos], v[pos]
         if len(pos) > 1 and not bool(np.all(ps[1:] > ps[:-1])):
             o = np.lexsort((pt, ps))  # stable: equal times keep their batch order
             ps, pt, pv = ps[o], pt[o], pv[o]
@@ -727,17 +730,25 @@ class ThresholdEvaluator(GradedEvaluator):
             lo = np.where(fin & np.isfinite(vl), vl + 1e-9 * np.abs(vl) + 1e-12, -np.inf)
             hi = np.where(fin & np.isfinite(vh), vh - 1e-9 * np.abs(vh) - 1e-12, np.inf)
         self.qlo0, self.qhi0 = lo, hi
-        # [slot, 2]: the quiet interval (lo, hi) side by side, one gather per reading
+        # the quiet interval twice: contiguous columns for batches in sensor order (slices),
+        # [slot, 2] side by side for the others (one gather per reading)
+        self.qlo, self.qhi = lo.copy(), hi.copy()
         self.qb = np.ascontiguousarray(np.stack([lo, hi], axis=1)) if n else np.zeros((0, 2))
 
     def hot(self, sl: Any, t: np.ndarray, v: np.ndarray) -> np.ndarray:
-        q = self.qb[sl] if isinstance(sl, slice) else np.take(self.qb, sl, axis=0)
+        if isinstance(sl, slice):
+            return np.flatnonzero((v <= self.qlo[sl]) | (v >= self.qhi[sl]))
+        q = np.take(self.qb, sl, axis=0)
         return np.flatnonzero((v <= q[:, 0]) | (v >= q[:, 1]))
 
     def after_grade(self, slots: np.ndarray) -> None:
         on = self.cur[slots] > 0
-        self.qb[slots, 0] = np.where(on, np.inf, self.qlo0[slots])
-        self.qb[slots, 1] = np.where(on, -np.inf, self.qhi0[slots])
+        lo = np.where(on, np.inf, self.qlo0[slots])
+        hi = np.where(on, -np.inf, self.qhi0[slots])
+        self.qlo[slots] = lo
+        self.qhi[slots] = hi
+        self.qb[slots, 0] = lo
+        self.qb[slots, 1] = hi
 
     def derive(self, sl: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
         y = v if self.plain else self.a[sl] * v + self.b[sl]
