@@ -243,8 +243,8 @@ def ingest(ctx: typer.Context,
            source: Annotated[str, typer.Argument(help="mqtt, nats or bridge (MQTT -> NATS JetStream).")]) -> None:
     """Run an ingestion worker until SIGTERM: `rescity ingest mqtt --db URL`,
     `rescity ingest nats --partition K --partitions P --db URL`, `rescity ingest bridge --partitions P`
-    (`python -m rescity.monitor.worker mqtt --help` lists the options)."""
-    from rescity.monitor.worker import main as worker_main
+    (`rescity ingest mqtt --help` lists the options)."""
+    from rescity.service.monitoring import ingest_main as worker_main
 
     if source not in ("mqtt", "nats", "bridge"):
         raise typer.BadParameter(f"expected mqtt, nats or bridge, got {source!r}")

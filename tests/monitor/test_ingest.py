@@ -405,8 +405,7 @@ def test_latest_is_an_index_scan(backend, tmp_path):
 
 def test_monitor_does_not_import_outer_layers():
     """Dependencies point inward: nothing in ``rescity.monitor`` imports the service, API
-    or CLI layers, except the worker's documented fallback for callers that pass no
-    pipeline factory (until cli.py calls ``rescity.service.monitoring.ingest_main``)."""
+    or CLI layers (the worker gets its pipeline factory from the service layer)."""
     import ast
     from pathlib import Path
 
@@ -425,4 +424,4 @@ def test_monitor_does_not_import_outer_layers():
                 if mod.startswith(outer):
                     inside = [f for f, a, b in funcs if a <= node.lineno <= (b or a)]
                     found.append((path.name, inside[-1] if inside else None, mod))
-    assert found == [("worker.py", "main", "rescity.service.monitoring")], found
+    assert found == [], found

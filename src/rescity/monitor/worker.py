@@ -318,13 +318,11 @@ def main(argv: Sequence[str] | None = None, *, factory: PipelineFactory | None =
     stop = threading.Event()
     _stop_on_signals(stop)
     if args.cmd in ("mqtt", "nats") and factory is None:
-        # Transitional, for callers that still enter here without a factory (cli.py's
-        # `rescity ingest` until it calls rescity.service.monitoring.ingest_main, and
-        # `python -m rescity.monitor.worker`). Remove once they do: the monitor layer
-        # must not depend on the service layer.
-        from rescity.service.monitoring import open_worker_pipeline
-
-        factory = open_worker_pipeline
+        # the monitor layer does not know the store: the service layer composes the
+        # pipeline (rescity.service.monitoring.ingest_main, behind `rescity ingest`)
+        print(f"error: the {args.cmd} worker needs its pipeline from the service layer: "
+              f"run `rescity ingest {args.cmd} ...`", file=sys.stderr)
+        return 2
     if args.cmd == "mqtt":
         assert factory is not None
         return run_mqtt(factory, args.db, url=args.url, client_id=args.client_id,
