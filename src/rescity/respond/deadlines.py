@@ -51,3 +51,13 @@ def overdue(inc: Incident, now_ms: int) -> list[str]:
     late = [(inc.due[m], m) for m in pend if m in inc.due and inc.due[m] <= now_ms
             and m not in inc.missed]
     return [m for _, m in sorted(late)]
+
+
+def next_due(inc: Incident) -> int | None:
+    """The earliest deadline :func:`overdue` could report (None: no clock runs), kept
+    indexed in the store so a deadline check reads only the incidents that are due."""
+    if not inc.is_open or inc.state in (S.RESOLVED, S.REVIEWED):
+        return None
+    pend = pending_milestones(inc)
+    dues = [v for m, v in inc.due.items() if m in pend and m not in inc.missed]
+    return min(dues) if dues else None

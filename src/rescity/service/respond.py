@@ -320,7 +320,7 @@ class ResponseService:
         milestone and escalate one tier (once per tick and incident). Returns the events."""
         out: list[IncidentEvent] = []
         notes: list[Notification] = []
-        for doc in self.rs.incident_docs(states=[s.value for s in lifecycle.S if s.is_open]):
+        for doc in self.rs.incident_docs(due_by_ms=now_ms):
             light = lifecycle.incident_from_doc(doc)
             late = overdue(light, now_ms)
             if not late:
@@ -361,9 +361,10 @@ class ResponseService:
             level = max(level, cap)
         ids = [str(a["id"]) for a in alarms]
         models = sorted({str(a["model"]) for a in alarms})
-        existing = [d for d in self.rs.incident_docs(states=[s.value for s in lifecycle.S if s.is_open])
-                    if group_id in (d.get("alarm_groups") or []) or set(ids) & set(d.get("alarm_ids") or [])]
-        existing.sort(key=lambda d: d["created_ms"])
+        cand = self.rs.incidents_by_key("group", [group_id]) + self.rs.incidents_by_key("alarm", ids)
+        existing = sorted(self.rs.incident_docs(ids=sorted(set(cand)),
+                                                states=[s.value for s in lifecycle.S if s.is_open]),
+                          key=lambda d: d["created_ms"])
         if existing:
             inc = self._load(existing[0]["id"])
             new = [i for i in ids if i not in inc.alarm_ids]
@@ -410,9 +411,10 @@ class ResponseService:
             raise ValueError("the reported place is outside every jurisdiction of the city")
         pol = self.policy
         near = None
-        for d in self.rs.incident_docs(states=[s.value for s in lifecycle.S if s.is_open]):
-            if d["type"] != category or d.get("lon") is None:
-                continue
+        dlat = pol.report_dedup_m / 111_132.0
+        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+        for d in self.rs.incident_docs(states=[s.value for s in lifecycle.S if s.is_open],
+                                       types=[category], bbox=(lon - dlon, lat - dlat, lon + dlon, lat + dlat)):
             if ts_ms - int(d["created_ms"]) > pol.report_dedup_s * 1000:
                 continue
             dist = _dist_m(lon, lat, float(d["lon"]), float(d["lat"]))

@@ -27,6 +27,7 @@ from .response_schema import (
     audit_head_table,
     audit_table,
     citizen_report_table,
+    incident_key_table,
     incident_table,
     publication_table,
     user_table,
@@ -75,15 +76,29 @@ class Tx:
                           after=ev.after.value, data=ev.data)
 
     def put_incident(self, inc: Incident) -> None:
+        from rescity.respond.deadlines import next_due
+
         doc = json.loads(canonical_json(incident_to_doc(inc, timeline=False)))
         vals = dict(state=inc.state.value, level=inc.level, type=inc.type, source=inc.source.value,
                     network=inc.network, grid=inc.grid, street=inc.street, district=inc.district,
                     tier=inc.tier.value, lon=inc.lon, lat=inc.lat, created_ms=inc.created_ms,
-                    updated_ms=inc.updated_ms, doc=doc)
+                    updated_ms=inc.updated_ms, next_due_ms=next_due(inc), doc=doc)
         n = self.conn.execute(incident_table.update().where(incident_table.c.id == inc.id)
                               .values(**vals)).rowcount
         if n == 0:
             self.conn.execute(incident_table.insert().values(id=inc.id, **vals))
+        keys = [("alarm", a) for a in inc.alarm_ids] + [("group", g) for g in inc.alarm_groups] \
+            + [("report", r) for r in inc.report_refs]
+        if keys:
+            t = incident_key_table
+            have = {(r.kind, r.key) for r in self.conn.execute(
+                sa.select(t.c.kind, t.c.key).where(t.c.incident_id == inc.id))}
+            new = [{"kind": k, "key": v, "incident_id": inc.id} for k, v in keys if (k, v) not in have]
+            if new:
+                # a key moves to the incident that now holds it (a merge, a second group)
+                for row in new:
+                    self.conn.execute(t.delete().where(t.c.kind == row["kind"], t.c.key == row["key"]))
+                self.conn.execute(t.insert(), new)
 
     def count_with_prefix(self, what: str, prefix: str) -> int:
         """How many incidents (``what="incident"``) or reports (``"report"``) have an id
@@ -152,8 +167,8 @@ class ResponseStore:
         """Empty every response table, the audit chain included. Only for the demo city,
         which is rebuilt from scratch on every run; a real deployment never calls this."""
         with self.engine.begin() as conn:
-            for t in (publication_table, citizen_report_table, incident_table, user_table,
-                      audit_table, audit_head_table):
+            for t in (publication_table, citizen_report_table, incident_key_table, incident_table,
+                      user_table, audit_table, audit_head_table):
                 conn.execute(sa.delete(t))
 
     # -- the audit chain ------------------------------------------------------------------
@@ -186,11 +201,22 @@ class ResponseStore:
 
     def incident_docs(self, *, states: Sequence[str] | None = None,
                       places: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                      since_ms: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+                      since_ms: int | None = None, due_by_ms: int | None = None,
+                      types: Sequence[str] | None = None,
+                      bbox: tuple[float, float, float, float] | None = None,
+                      limit: int | None = None) -> list[dict[str, Any]]:
         """Projection documents, newest first. ``places``: jurisdiction codes (grid, street
-        or district) — an incident matches if any of its codes is among them."""
+        or district) — an incident matches if any of its codes is among them;
+        ``due_by_ms``: only incidents with an unmet deadline at or before it (indexed);
+        ``bbox``: (min lon, min lat, max lon, max lat)."""
         t = incident_table
         q = sa.select(t.c.doc)
+        if types is not None:
+            q = q.where(t.c.type.in_(list(types)))
+        if bbox is not None:
+            q = q.where(t.c.lon.between(bbox[0], bbox[2]), t.c.lat.between(bbox[1], bbox[3]))
+        if due_by_ms is not None:
+            q = q.where(t.c.next_due_ms <= due_by_ms)
         if states:
             q = q.where(t.c.state.in_(list(states)))
         if places is not None:
@@ -205,6 +231,15 @@ class ResponseStore:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r.doc) for r in conn.execute(q)]
+
+    def incidents_by_key(self, kind: str, keys: Sequence[str]) -> list[str]:
+        """Ids of the incidents that alarms / groups / reports (``kind``) point at."""
+        if not keys:
+            return []
+        t = incident_key_table
+        with self.engine.connect() as conn:
+            return sorted({r.incident_id for r in conn.execute(
+                sa.select(t.c.incident_id).where(t.c.kind == kind, t.c.key.in_(list(keys))))})
 
     def incident_rows(self) -> Iterator[dict[str, Any]]:
         """Every incident row: its columns and its document."""

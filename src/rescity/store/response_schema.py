@@ -57,6 +57,8 @@ class IncidentRow(Base):
         sa.Index("ix_incident_district", "district"),
         sa.Index("ix_incident_street", "street"),
         sa.Index("ix_incident_created", "created_ms"),
+        sa.Index("ix_incident_next_due", "next_due_ms"),
+        sa.Index("ix_incident_type_lon_lat", "type", "lon", "lat"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -73,7 +75,20 @@ class IncidentRow(Base):
     lat: Mapped[float | None] = mapped_column(sa.Float)
     created_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     updated_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    next_due_ms: Mapped[int | None] = mapped_column(sa.BigInteger)  # earliest unmet deadline
     doc: Mapped[Any] = mapped_column(JsonDoc, nullable=False)
+
+
+class IncidentKeyRow(Base):
+    """What points at an incident: its alarms (``alarm``), alarm groups (``group``) and
+    citizen reports (``report``), so a new alarm of a group finds its incident by index."""
+
+    __tablename__ = "incident_key"
+    __table_args__ = (sa.Index("ix_incident_key_incident", "incident_id"),)
+
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
 
 
 class UserRow(Base):
@@ -123,6 +138,7 @@ class PublicationRow(Base):
 audit_table: sa.Table = AuditRow.__table__  # type: ignore[assignment]
 audit_head_table: sa.Table = AuditHeadRow.__table__  # type: ignore[assignment]
 incident_table: sa.Table = IncidentRow.__table__  # type: ignore[assignment]
+incident_key_table: sa.Table = IncidentKeyRow.__table__  # type: ignore[assignment]
 user_table: sa.Table = UserRow.__table__  # type: ignore[assignment]
 citizen_report_table: sa.Table = CitizenReportRow.__table__  # type: ignore[assignment]
 publication_table: sa.Table = PublicationRow.__table__  # type: ignore[assignment]

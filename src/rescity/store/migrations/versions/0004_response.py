@@ -1,5 +1,5 @@
-"""Response loop: the hash-chained audit log and its head, incidents, users, citizen
-reports, published warnings.
+"""Response loop: the hash-chained audit log and its head, incidents (and the alarms,
+groups and reports that point at them), users, citizen reports, published warnings.
 
 Revision ID: 0004
 Revises: 0003
@@ -66,9 +66,19 @@ def upgrade() -> None:
         sa.Column("lat", sa.Float),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
         sa.Column("updated_ms", sa.BigInteger, nullable=False),
+        sa.Column("next_due_ms", sa.BigInteger),
         sa.Column("doc", _doc(), nullable=False),
     )
     op.create_index("ix_incident_state", "incident", ["state"])
+    op.create_index("ix_incident_next_due", "incident", ["next_due_ms"])
+    op.create_index("ix_incident_type_lon_lat", "incident", ["type", "lon", "lat"])
+    op.create_table(
+        "incident_key",
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("incident_id", sa.String(64), nullable=False),
+    )
+    op.create_index("ix_incident_key_incident", "incident_key", ["incident_id"])
     op.create_index("ix_incident_district", "incident", ["district"])
     op.create_index("ix_incident_street", "incident", ["street"])
     op.create_index("ix_incident_created", "incident", ["created_ms"])
@@ -107,5 +117,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("publication", "citizen_report", "app_user", "incident", "audit_head", "audit_log"):
+    for t in ("publication", "citizen_report", "app_user", "incident_key", "incident", "audit_head",
+              "audit_log"):
         op.drop_table(t)
