@@ -41,18 +41,21 @@ PUBLISHED = {
 }
 
 #: Grid of the tuning search (each point overrides the defaults of ``AnomalyParams``): the
-#: shape-novelty view off or on at the values tried while designing it (record score, weight of
-#: the near-record evidence), with and without the transition view.
+#: alternatives tried while designing the shape view (off; shape window and block length;
+#: vigilance; record score; near-record evidence), and the transition view on and off. The
+#: held-out figure chooses among all of them on one half of the corpus.
 GRID: list[dict[str, Any]] = [
-    {"trans_weight": w, **shape}
-    for w in (0.0, 0.5)
-    for shape in (
-        {"shape_score": 0.0},
-        {"shape_score": 0.28, "shape_near_weight": 0.0},
-        {"shape_score": 0.3, "shape_near_weight": 0.0},
-        {"shape_score": 0.28, "shape_near_weight": 0.2},
-        {"shape_score": 0.3, "shape_near_weight": 0.2},
-    )
+    {"trans_weight": 0.0, "shape_score": 0.0},
+    {"trans_weight": 0.0},
+    {"trans_weight": 0.0, "shape_window": 3, "shape_step": 2},
+    {"trans_weight": 0.0, "shape_window": 4, "shape_step": 3},
+    {"trans_weight": 0.0, "shape_window": 8, "shape_step": 4},
+    {"trans_weight": 0.0, "shape_vigilance": 0.85},
+    {"trans_weight": 0.0, "shape_vigilance": 0.95},
+    {"trans_weight": 0.0, "shape_score": 0.28, "shape_near_weight": 0.0},
+    {"trans_weight": 0.5, "shape_score": 0.0},
+    {"trans_weight": 0.5},
+    {"trans_weight": 0.5, "shape_score": 0.28, "shape_near_weight": 0.0},
 ]
 
 

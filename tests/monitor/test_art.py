@@ -87,6 +87,7 @@ def test_many_sensors_in_one_step_equal_each_sensor_alone() -> None:
     alone = [_run(row, p)[0] for row in x]
     det = ShapeNoveltyDetector(0, p)
     det.alloc(5)
+    det.max_rows = 2  # several vector chunks per step
     together = np.array([det.step(np.array([4, 1, 3, 0, 2]), x[[4, 1, 3, 0, 2], t])
                          for t in range(x.shape[1])])
     for pos, k in enumerate([4, 1, 3, 0, 2]):

@@ -129,9 +129,24 @@ class ShapeNoveltyDetector:
             setattr(self, name, arr)
         self.n_sensors = n
 
+    #: sensors handled per vector step: bounds the ``[rows, categories, 2 window]`` temporaries
+    max_rows: int = 4096
+
     def step(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Learn one finite reading per sensor (``s`` without repeats) and return its record
         ratio ``q`` (module docstring, step 5)."""
+        s = np.asarray(s, dtype=np.int64)
+        x = np.asarray(x, dtype=np.float64)
+        if len(s) <= self.max_rows:
+            return self._step(s, x)
+        return np.concatenate(
+            [
+                self._step(s[i : i + self.max_rows], x[i : i + self.max_rows])
+                for i in range(0, len(s), self.max_rows)
+            ]
+        )
+
+    def _step(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         p = self.params
         W, d = p.window, p.step
         n = self.count[s]
