@@ -556,6 +556,10 @@ class GradedEvaluator(Evaluator):
         interest = lead >= self.Q[sl]  # NaN compares False
         if not interest.any():
             return
+        if view.increasing:  # one reading per slot: the interesting readings are all there is
+            hot = np.flatnonzero(interest)
+            self.grade(sl[hot], t[hot], x[hot], v[hot], out)
+            return
         flag = np.zeros(self.n_slots, dtype=bool)
         flag[sl[interest]] = True
         sel = flag[sl] & (lead == lead)
@@ -769,6 +773,11 @@ class _PrevEvaluator(GradedEvaluator):
                  first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(previous value, previous time) of each reading of grouped, time-ordered input;
         the stored state at each slot's first reading; the state moves to each slot's last."""
+        if bool(first.all()):  # one reading per slot
+            pv, pt = self.pv[sl], self.pt[sl]
+            self.pv[sl] = v
+            self.pt[sl] = t
+            return pv, pt
         pv = np.where(first, self.pv[sl], np.roll(v, 1))
         pt = np.where(first, self.pt[sl], np.roll(t, 1))
         last = np.flatnonzero(np.r_[first[1:], True])
