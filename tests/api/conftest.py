@@ -40,8 +40,13 @@ def make_api(tmp_path, backend="sqlite"):
     from rescity.api.app import create_app
     from rescity.respond.access import SYSTEM
 
+    from rescity.model import City
+
     store = make_test_store(backend, tmp_path)
-    store.add_jurisdictions(jurisdictions())
+    city = City(name="Test city", name_zh="测试市", center=(24.94, 60.17), admin_code="320600")
+    for j in jurisdictions():
+        city.add_jurisdiction(j)
+    store.save_city(city)
     clock = Clock(T0)
     app = create_app(store.url, clock=clock)
     svc = app.state.response

@@ -128,6 +128,27 @@ def test_admin_endpoints(world, user):
     assert r.status_code == (201 if user in ("chief", "d2", "gasop") else 403), (user, r.text)
 
 
+@pytest.mark.parametrize("user", USERS)
+def test_publishing_public_warnings(world, user):
+    """Commanders publish anywhere, district officers in their districts; the message is
+    the body of the answer."""
+    client, tokens, clock, ids = world
+    for key in ("gas", "water"):
+        clock.advance(1000)  # one warning per incident and second in this test
+        r = client.post(f"/api/incidents/{ids[key]}/publish?format=gb&msg_type=update",
+                        headers=tokens[user])
+        allowed = user == "chief" or (user == "d1" and key == "gas") or (user == "d2" and key == "water")
+        if not allowed:
+            assert r.status_code == (404 if key not in SEES[user] else 403), (user, key, r.text)
+        else:  # an update needs an alert first: 422 names it, or 200 if one is out
+            assert r.status_code in (200, 422), (user, key, r.text)
+            if r.status_code == 422:
+                assert "nothing published yet" in r.json()["detail"]
+                a = client.post(f"/api/incidents/{ids[key]}/publish?format=cap", headers=tokens[user])
+                assert a.status_code == 200 and a.headers["content-type"].startswith("application/cap+xml")
+                assert b"<alert" in a.content and a.headers["X-Warning-Identifier"].startswith("320600")
+
+
 def test_every_response_endpoint_refuses_anonymous_callers(world):
     client, _, _, ids = world
     checked = 0

@@ -63,12 +63,17 @@ def _svc_with_events(svc):
     return inc
 
 
+def _seq(svc, action):
+    return [r.seq for r in svc.rs.audit_records() if r.action == action][-1]
+
+
 def test_edit_in_the_database_is_caught_and_named(svc, store):
     _svc_with_events(svc)
+    n = _seq(svc, "note")
     with store.engine.begin() as c:
-        c.execute(sa.text("UPDATE audit_log SET body = replace(body, 'crew en route', 'all fine') WHERE seq = 4"))
+        c.execute(sa.text("UPDATE audit_log SET body = replace(body, 'crew en route', 'all fine') WHERE seq = :n"), {"n": n})
     v = svc.verify_audit()
-    assert not v.ok and v.bad_seq == 4 and "edited" in v.reason
+    assert not v.ok and v.bad_seq == n and "edited" in v.reason
 
 
 def test_actor_rewrite_is_caught(svc, store):
@@ -81,10 +86,11 @@ def test_actor_rewrite_is_caught(svc, store):
 
 def test_delete_in_the_middle_and_at_the_end_are_caught(svc, store):
     _svc_with_events(svc)
+    n = _seq(svc, "note")  # the newest record
     with store.engine.begin() as c:
-        c.execute(sa.text("DELETE FROM audit_log WHERE seq = 4"))
+        c.execute(sa.text("DELETE FROM audit_log WHERE seq = :n"), {"n": n})
     v = svc.verify_audit()
-    assert not v.ok and v.bad_seq == 4 and "head" in v.reason
+    assert not v.ok and v.bad_seq == n and "head" in v.reason
     with store.engine.begin() as c:
         c.execute(sa.text("DELETE FROM audit_log WHERE seq = 2"))
     v = svc.verify_audit()

@@ -85,6 +85,13 @@ def test_escalation_through_the_tiers_on_an_explicit_clock(svc):
     # accepting stops the acknowledge clock; the arrive clock (from the last escalation) runs on
     inc = svc.act(GAS_OP, inc.id, "accept", T0 + 24 * MIN)
     assert "acknowledge" not in inc.due and inc.due["arrive"] == T0 + (17 + 30) * MIN
+    # every notification is on the chain: the gas company's inbox, and nothing for others
+    inbox = svc.notifications(GAS_OP)
+    assert {n["kind"] for n in inbox} == {"dispatched", "escalated", "deadline_missed"}
+    assert all(n["unit"] == "gas-company" for n in inbox)
+    assert svc.notifications(WATER_OP) == [] and svc.notifications(D2) == []
+    assert {n["unit"] for n in svc.notifications(D1)} >= {"gas-company", "district-emergency:D1"}
+    assert svc.verify_audit().ok
 
 
 def test_operators_act_only_on_incidents_dispatched_to_their_unit(svc):

@@ -190,6 +190,11 @@ def install(app: FastAPI, svc: ResponseService, *, clock: Callable[[], int] | No
         return Response(res.payload, media_type=res.content_type,
                         headers={"X-Warning-Identifier": res.warning.identifier})
 
+    @router.get("/notifications", tags=["incidents"])
+    def notifications(user: Me, limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
+        """The caller's inbox: dispatches, escalations and missed deadlines of their units."""
+        return svc.notifications(user, limit=limit)
+
     @router.get("/units", tags=["incidents"])
     def units(user: Me) -> list[dict[str, Any]]:
         """The responsible units (for dispatch)."""

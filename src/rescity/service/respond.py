@@ -151,10 +151,38 @@ class ResponseService:
 
     # -- writing ----------------------------------------------------------------------------
     def _notify(self, notes: Iterable[Notification]) -> None:
+        """Record each notification on the audit chain (the unit's inbox: who was told
+        what, when) and hand it to the notifiers (webhooks, SMS gateways, the dashboard)."""
+        notes = list(notes)
+        if not notes:
+            return
+        with self.rs.tx() as tx:
+            for n in notes:
+                tx.audit(ts_ms=n.ts_ms, actor=SYSTEM.username, action=f"notify_{n.kind}",
+                         entity="notification", entity_id=n.unit,
+                         data={"incident": n.incident, "text": n.text, "text_zh": n.text_zh})
         for n in notes:
             self.outbox.append(n)
             for f in self.notifiers:
                 f(n)
+
+    def notifications(self, user: User, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The notifications of the units the user answers for, newest first: an
+        operator's unit; the units of a district officer's or grid worker's incidents;
+        everything for commanders and auditors."""
+        if user.role == Role.CITIZEN:
+            return []
+        out = []
+        for rec in self.rs.audit_records(entity="notification"):
+            if user.role == Role.OPERATOR and rec.entity_id != user.unit:
+                continue
+            out.append({"unit": rec.entity_id, "ts_ms": rec.ts_ms, "kind": rec.action.removeprefix("notify_"),
+                        **rec.data})
+        if user.role in (Role.DISTRICT_OFFICER, Role.GRID_WORKER):
+            seen = {i.id for i in self.incidents(user)}
+            out = [n for n in out if n["incident"] in seen]
+        out.sort(key=lambda n: n["ts_ms"], reverse=True)
+        return out[:limit]
 
     def _commit(self, tx: Tx, inc: Incident, events: Iterable[IncidentEvent]) -> Incident:
         for ev in events:
