@@ -38,9 +38,8 @@ class Clock:
 
 def make_api(tmp_path, backend="sqlite"):
     from rescity.api.app import create_app
-    from rescity.respond.access import SYSTEM
-
     from rescity.model import City
+    from rescity.respond.access import SYSTEM
 
     store = make_test_store(backend, tmp_path)
     city = City(name="Test city", name_zh="测试市", center=(24.94, 60.17), admin_code="320600")
