@@ -42,7 +42,8 @@ PUBLISHED = {
 
 #: Grid of the tuning search (each point overrides the defaults of ``AnomalyParams``): the
 #: alternatives tried while designing the shape view (off; shape window and block length;
-#: vigilance; record score; near-record evidence), and the transition view on and off. The
+#: vigilance; start and settle period of the record; record score; near-record evidence), and
+#: the transition view on and off. The
 #: held-out figure chooses among all of them on one half of the corpus.
 GRID: list[dict[str, Any]] = [
     {"trans_weight": 0.0, "shape_score": 0.0},
@@ -52,6 +53,8 @@ GRID: list[dict[str, Any]] = [
     {"trans_weight": 0.0, "shape_window": 8, "shape_step": 4},
     {"trans_weight": 0.0, "shape_vigilance": 0.85},
     {"trans_weight": 0.0, "shape_vigilance": 0.95},
+    {"trans_weight": 0.0, "shape_start": 200, "shape_settle": 100},
+    {"trans_weight": 0.0, "shape_start": 300, "shape_settle": 100},
     {"trans_weight": 0.0, "shape_score": 0.28, "shape_near_weight": 0.0},
     {"trans_weight": 0.5, "shape_score": 0.0},
     {"trans_weight": 0.5},
