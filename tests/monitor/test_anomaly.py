@@ -35,7 +35,9 @@ def _daily_sine(days: int, noise: float = 0.05, seed: int = 0) -> tuple[np.ndarr
 def test_scores_are_causal_appending_data_does_not_change_the_past(values, cut) -> None:  # type: ignore[no-untyped-def]
     x = np.array(values)
     ts = np.arange(len(x), dtype=np.int64) * 60_000
-    params = AnomalyParams(warmup=5, short_window=3)
+    # short memories so that every view, the shape view's record rule too, is live
+    params = AnomalyParams(warmup=5, short_window=3, shape_start=4, shape_settle=3,
+                           trans_weight=0.5)
     full = score_series(ts, x, params)
     cut = min(cut, len(x))
     assert np.array_equal(score_series(ts[:cut], x[:cut], params), full[:cut])
