@@ -36,7 +36,8 @@ def _naive_raw(files, scores, threshold, cost) -> float:  # type: ignore[no-unty
         n = len(f)
         prob = min(math.floor(0.15 * n), 0.15 * 5000)
         best: dict[int, float] = {}
-        prev_end, prev_w = None, None
+        prev_end: int | None = None
+        prev_w = 0
         for i in range(n):
             win = next((k for k, (a, b) in enumerate(f.windows) if a <= i <= b), None)
             if win is not None:
