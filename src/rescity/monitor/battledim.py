@@ -58,6 +58,7 @@ import pandas as pd
 import wntr
 import yaml
 
+from rescity.monitor.datasets import dataset_dir
 from rescity.monitor.models.leak import (
     EN_DURATION,
     EN_EMITTER,
@@ -93,10 +94,8 @@ __all__ = [
     "score_detections",
 ]
 
-# ../shared/datasets/battledim beside the repository; RESCITY_BATTLEDIM_DIR overrides it
-DATA_DIR = Path(os.environ.get(
-    "RESCITY_BATTLEDIM_DIR",
-    Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "battledim"))
+# see monitor/datasets.py; RESCITY_BATTLEDIM_DIR overrides it
+DATA_DIR = Path(os.environ.get("RESCITY_BATTLEDIM_DIR") or dataset_dir("battledim"))
 PERFECT_SCORE_EUR = 523_153.82
 STEP_S = 300
 STEPS_PER_DAY = 288

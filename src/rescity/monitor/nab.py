@@ -41,7 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import erfc
 
-DEFAULT_ROOT = Path("/work/shared/datasets/nab")
+from rescity.monitor.datasets import dataset_dir
+
+DEFAULT_ROOT = dataset_dir("nab")
 PROBATION_PERCENT = 0.15
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
