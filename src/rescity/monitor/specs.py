@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -52,6 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rescity.model import QUANTITIES, DependencyKind, NetworkType, split_uid, to_si
+from rescity.model.levels import LEVEL_NAMES, WarningLevel
 from rescity.model.units import UnknownUnitError, si_unit
 
 if TYPE_CHECKING:
@@ -95,46 +95,7 @@ __all__ = [
 ]
 
 
-# -- levels ----------------------------------------------------------------------------------------
-LEVEL_NAMES: tuple[str, ...] = ("blue", "yellow", "orange", "red")
-"""Level names in increasing severity (severity 1..4)."""
-
-_LEVEL_ZH = {"normal": "正常", "blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
-
-
-class WarningLevel(IntEnum):
-    """The national four-level warning scale: 1 = red (highest) ... 4 = blue; 0 = normal."""
-
-    NORMAL = 0
-    RED = 1
-    ORANGE = 2
-    YELLOW = 3
-    BLUE = 4
-
-    @property
-    def severity(self) -> int:
-        """0 for normal, 1 (blue) .. 4 (red): larger is worse."""
-        return 0 if self == WarningLevel.NORMAL else 5 - int(self)
-
-    @classmethod
-    def from_severity(cls, severity: int) -> WarningLevel:
-        if not 0 <= severity <= 4:
-            raise ValueError(f"severity must be 0..4, found {severity}")
-        return cls(0 if severity == 0 else 5 - severity)
-
-    @property
-    def colour(self) -> str:
-        return "normal" if self == WarningLevel.NORMAL else LEVEL_NAMES[self.severity - 1]
-
-    @property
-    def label_zh(self) -> str:
-        return _LEVEL_ZH[self.colour]
-
-    def describe(self) -> str:
-        """``"level 1 (red)"``."""
-        return "normal" if self == WarningLevel.NORMAL else f"level {int(self)} ({self.colour})"
-
-
+# -- levels (the national scale lives in the model: rescity.model.levels) ---------------------------
 def level_of(severity: int) -> int:
     """National level (0 normal, 1 red .. 4 blue) of an internal severity (0..4, 4 = red)."""
     return 0 if severity == 0 else 5 - severity
