@@ -119,7 +119,8 @@ def _replay_day(store: Any, city: Any) -> None:
                         f"{time.strftime('%H:%M', time.gmtime(now / 1000))} UTC")
 
         day = drill.play_scripted_day(store, city, on_slice=on_slice,
-                                      warnings_dir=Path.cwd() / ".rescity" / "warnings")
+                                      warnings_dir=Path.cwd() / ".rescity" / "warnings",
+                                      maps_dir=Path.cwd() / ".rescity" / "risk")
     _print_replay(day.replay)
     _print_response(day)
 
@@ -138,6 +139,11 @@ def _print_response(day: Any) -> None:
         out.print(f"public warning {p['msg_type']} {p['identifier']}: {p['headline']} · {p['headline_zh']}")
     for r in day.drill.reports:
         out.print(f"12345 report {r['ref']} ({r['category']}): {r['text']}")
+    if day.risk_levels:
+        worst = max(day.risk_levels, key=lambda t: (t[1]["red"], t[1]["orange"]))
+        out.print(f"risk map · 四色风险图: {len(day.risk_changes)} cell re-gradings; start "
+                  f"{day.risk_levels[0][1]}, most red at {time.strftime('%H:%M', time.gmtime(worst[0] / 1000))} "
+                  f"{worst[1]}, end {day.risk_levels[-1][1]}; maps: {', '.join(str(p) for p in day.risk_maps)}")
     out.print("sign in to the API as chief / officer-<district> / crew-<unit> / citizen-li "
               "with password rescity-demo (a drill, not production)")
 

@@ -30,9 +30,10 @@ _MET: dict[str, tuple[IncidentState, ...]] = {
 
 
 def due_times(policy: Policy, level: int, start_ms: int,
-              milestones: tuple[str, ...] = MILESTONES) -> dict[str, int]:
-    """``{milestone: due ms}`` for an incident of ``level`` whose clock starts at ``start_ms``."""
-    d = policy.deadline(level)
+              milestones: tuple[str, ...] = MILESTONES, incident_type: str | None = None) -> dict[str, int]:
+    """``{milestone: due ms}`` for an incident of ``level`` (and type: a type may have its
+    own deadlines, as hidden hazards' rectification) whose clock starts at ``start_ms``."""
+    d = policy.deadline(level, incident_type)
     secs = {"acknowledge": d.acknowledge_s, "arrive": d.arrive_s, "resolve": d.resolve_s}
     return {m: int(start_ms + round(secs[m] * 1000)) for m in milestones}
 

@@ -139,6 +139,7 @@ class Policy(_Strict):
     routes: tuple[Route, ...] = Field(min_length=1)
     escalation: dict[Tier, tuple[str, ...]]
     deadlines: dict[str, Deadline]
+    type_deadlines: dict[str, Deadline] = Field(default_factory=dict)
     incident_types: tuple[TypeRule, ...] = ()
     auto_incident_level: int = 3
     report_dedup_m: float = Field(default=150.0, ge=0)
@@ -180,7 +181,11 @@ class Policy(_Strict):
                 return r.type, r.level
         return model, None
 
-    def deadline(self, level: int) -> Deadline:
+    def deadline(self, level: int, incident_type: str | None = None) -> Deadline:
+        """The deadlines of an incident: its type's own (``type_deadlines``), else its
+        level's."""
+        if incident_type is not None and incident_type in self.type_deadlines:
+            return self.type_deadlines[incident_type]
         return self.deadlines[WarningLevel(level).colour]
 
 

@@ -12,10 +12,12 @@ and citizens' reports placed near incidents.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -251,40 +253,69 @@ DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "demo" / "response.yaml"
 
 @dataclass
 class DayReport:
-    """The scripted day end to end: the monitoring replay and what the response did."""
+    """The scripted day end to end: the monitoring replay, what the response did, and the
+    risk map's levels over the day (``risk_levels``: (ms, {colour: cells}) per slice;
+    ``risk_changes``: (ms, cell, level) for every change)."""
 
     replay: Any
     incidents: list[Incident]
     drill: DrillLog
     escalations: int
     audit_ok: bool
+    risk_levels: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+    risk_changes: list[tuple[int, str, int]] = field(default_factory=list)
+    risk_maps: list[Path] = field(default_factory=list)
 
 
 def play_scripted_day(store: Any, city: Any, *, on_slice: Any = None,
-                      warnings_dir: Path | None = None, script: DrillScript | None = None) -> DayReport:
+                      warnings_dir: Path | None = None, script: DrillScript | None = None,
+                      maps_dir: Path | None = None, map_times_h: tuple[float, ...] = (8.0, 15.5, 23.9)) -> DayReport:
     """Replay the demo's scripted day through monitoring, and play the response drill on
     it: alarm groups become incidents, crews act on the script's timetable, deadlines
-    escalate late ones, citizens report, warnings are published and cancelled."""
+    escalate late ones, citizens report, warnings are published and cancelled; the risk
+    map (the demo's register, see :mod:`rescity.demo.risk`) re-grades its cells as alarms
+    fire and resolve and incidents open and close (PNGs at ``map_times_h`` into
+    ``maps_dir``)."""
     from rescity.demo.day import DAY_START_MS
+    from rescity.demo.risk import write_register
     from rescity.store.monitoring import MonitoringStore
 
     from . import monitoring
     from .loop import AlarmIncidentBridge
+    from .risk import RiskService
 
     svc = ResponseService(store, jurisdictions=list(city.jurisdictions.values()))
     svc.rs.reset_demo()
+    risk = RiskService(store, city=city, response=svc)
+    reg_dir = maps_dir or Path(tempfile.mkdtemp(prefix="rescity-risk-"))
+    risk.import_register(SYSTEM, write_register(city, reg_dir / "demo-risk-register.csv"), ts_ms=DAY_START_MS)
+    risk.snapshot(DAY_START_MS)
     bridge = AlarmIncidentBridge(svc, MonitoringStore(store.engine))
     drill = Drill(svc, script or load_script(DEMO_SCRIPT), ts_ms=DAY_START_MS,
                   warnings_dir=warnings_dir)
-    escalations = 0
+    report = DayReport(None, [], drill.log, 0, False)
+    pending_maps = sorted(map_times_h)
 
     def hook(now: int, res: Any) -> None:
-        nonlocal escalations
-        bridge.step(now, tick=False)
+        step = bridge.step(now, tick=False)
         drill.step(now)  # what the crews did by now, before the deadlines are judged
-        escalations += sum(1 for e in svc.tick(now) if e.action == Action.ESCALATE)
+        report.escalations += sum(1 for e in svc.tick(now) if e.action == Action.ESCALATE)
+        changed = risk.on_alarms(step.alarms, now) + risk.sync_incidents(now)
+        for code in changed:
+            report.risk_changes.append((now, code, int(risk.grid.level[risk.index[code]])))
+        counts = np.bincount(risk.grid.level.astype(int), minlength=5)
+        report.risk_levels.append((now, {c: int(counts[k]) for k, c in ((1, "red"), (2, "orange"),
+                                                                       (3, "yellow"), (4, "blue"))}))
+        while maps_dir is not None and pending_maps and now >= DAY_START_MS + pending_maps[0] * 3_600_000:
+            h = pending_maps.pop(0)
+            report.risk_maps.append(risk.render_png(
+                maps_dir / f"risk-map-{int(h):02d}{int(h % 1 * 60):02d}.png",
+                title=f"{city.name}: risk map at {int(h):02d}:{int(h % 1 * 60):02d} UTC "
+                      f"(red {counts[1]}, orange {counts[2]}, yellow {counts[3]}, blue {counts[4]})"))
         if on_slice is not None:
             on_slice(now, res)
 
-    rep = monitoring.replay_scripted_day(store, city, on_slice=hook)
-    return DayReport(rep, svc.incidents(SYSTEM), drill.log, escalations, svc.verify_audit().ok)
+    report.replay = monitoring.replay_scripted_day(store, city, on_slice=hook)
+    report.incidents = svc.incidents(SYSTEM)
+    report.audit_ok = svc.verify_audit().ok
+    return report

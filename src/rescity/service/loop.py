@@ -42,6 +42,7 @@ class _AlarmView:
 class StepResult:
     incidents: list[Incident] = field(default_factory=list)  # opened or updated
     deadline_events: list[IncidentEvent] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # alarms that changed, as they are now
 
 
 class AlarmIncidentBridge:
@@ -89,14 +90,22 @@ class AlarmIncidentBridge:
         """Read the alarm events since the last step; open or update the incidents of the
         groups that changed; then (``tick``) check every open incident's deadlines."""
         touched: set[str] = set()
+        changed: set[str] = set()
         for r in self.monitoring.alarm_events():
             if int(r["seq"]) <= self._last_seq:
                 continue
             self._last_seq = int(r["seq"])
+            changed.add(r["alarm_id"])
             g = self._apply(r)
             if g is not None:
                 touched.add(g)
         out = StepResult()
+        for aid in sorted(changed):
+            a = self.alarms.get(aid)
+            if a is not None:
+                out.alarms.append({"id": a.id, "model": a.model, "asset": a.asset, "level": a.level,
+                                   "state": "firing" if a.firing else "quiet", "muted": a.muted,
+                                   "lon": a.lon, "lat": a.lat})
         for g in sorted(touched):
             members = [self.alarms[a] for a in self.groups.get(g, [])]
             live = [a for a in members if a.firing and not a.muted and a.level > 0]

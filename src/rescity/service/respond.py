@@ -222,7 +222,7 @@ class ResponseService:
             "models": list(models), "reporter": reporter, "report_refs": list(report_refs),
         }
         if lvl:
-            data["due"] = due_times(self.policy, lvl, ts_ms, ("acknowledge",))
+            data["due"] = due_times(self.policy, lvl, ts_ms, ("acknowledge",), type)
         with self.rs.tx() as tx:
             prefix = f"INC-{_day(ts_ms)}-"
             iid = f"{prefix}{tx.count_with_prefix('incident', prefix) + 1:04d}"
@@ -252,7 +252,7 @@ class ResponseService:
         unknown = [u for u in units if u not in self.router.units]
         if unknown:
             raise ValueError(f"unknown unit(s): {', '.join(unknown)}")
-        due = due_times(self.policy, inc.level, ts_ms)
+        due = due_times(self.policy, inc.level, ts_ms, incident_type=inc.type)
         ev = lifecycle.decide(inc, Action.DISPATCH, user.username, ts_ms,
                               {"units": list(units), "route": route, "due": due, "note": note})
         evs.append(ev)
@@ -310,12 +310,13 @@ class ResponseService:
                 if act in (Action.SET_LEVEL,):
                     lvl = int(WarningLevel.parse(d["level"]))
                     if inc.dispatched_ms is not None:
-                        d["due"] = {m: v for m, v in due_times(self.policy, lvl, ts_ms).items()
+                        d["due"] = {m: v for m, v in due_times(self.policy, lvl, ts_ms,
+                                                               incident_type=inc.type).items()
                                     if m in pending_milestones(inc)}
                 if act == Action.REOPEN:
-                    d["due"] = due_times(self.policy, inc.level, ts_ms, ("acknowledge",))
+                    d["due"] = due_times(self.policy, inc.level, ts_ms, ("acknowledge",), inc.type)
                 if act == Action.REJECT:
-                    d["due"] = due_times(self.policy, inc.level, ts_ms, ("resolve",))
+                    d["due"] = due_times(self.policy, inc.level, ts_ms, ("resolve",), inc.type)
                 ev = lifecycle.decide(inc, act, user.username, ts_ms, d)
                 out = self._commit(tx, inc, [ev])
         self._notify(notes)
@@ -333,7 +334,7 @@ class ResponseService:
         if nxt is None:
             raise lifecycle.IllegalTransition(f"incident {inc.id} is already at the top tier")
         units = list(self.router.escalation(inc, nxt))
-        due = due_times(self.policy, inc.level, ts_ms, pending_milestones(inc))
+        due = due_times(self.policy, inc.level, ts_ms, pending_milestones(inc), inc.type)
         ev = lifecycle.decide(inc, Action.ESCALATE, actor, ts_ms,
                               {"tier": nxt.value, "units": units, "due": due, "reason": reason})
         out = self._commit(tx, inc, [ev])

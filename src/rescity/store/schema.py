@@ -492,3 +492,4 @@ def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
 # The response loop's tables live in their own module; importing it here puts them in
 # ``metadata`` (the migrations' target).
 from . import response_schema as _response_schema  # noqa: E402,F401
+from . import risk_schema as _risk_schema  # noqa: E402,F401
