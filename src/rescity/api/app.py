@@ -127,6 +127,9 @@ def create_app(db: str | None = None, *, clock: Any = None) -> FastAPI:
         return FileResponse(WEB / "index.html")
 
     install(app, ResponseService(store), clock=clock)
+    from rescity.api.risk import install as install_risk
+
+    install_risk(app)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.state.store = store
     return app

@@ -11,6 +11,7 @@ that the events do not give, so a restarted process rebuilds it by reading them 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,9 +87,9 @@ class AlarmIncidentBridge:
                 self.groups[a.group].append(aid)
         return a.group
 
-    def step(self, now_ms: int, *, tick: bool = True) -> StepResult:
-        """Read the alarm events since the last step; open or update the incidents of the
-        groups that changed; then (``tick``) check every open incident's deadlines."""
+    def follow_events(self) -> tuple[set[str], set[str]]:
+        """Apply the alarm events stored since the last call; the groups and the alarms
+        they touched."""
         touched: set[str] = set()
         changed: set[str] = set()
         for r in self.monitoring.alarm_events():
@@ -99,13 +100,21 @@ class AlarmIncidentBridge:
             g = self._apply(r)
             if g is not None:
                 touched.add(g)
-        out = StepResult()
-        for aid in sorted(changed):
-            a = self.alarms.get(aid)
-            if a is not None:
-                out.alarms.append({"id": a.id, "model": a.model, "asset": a.asset, "level": a.level,
-                                   "state": "firing" if a.firing else "quiet", "muted": a.muted,
-                                   "lon": a.lon, "lat": a.lat})
+        return touched, changed
+
+    def alarm_states(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Alarms as they are now (all known ones, or ``ids``): id, model, asset, level,
+        state (firing / quiet), muted, lon, lat."""
+        keys = sorted(self.alarms) if ids is None else sorted(ids)
+        return [{"id": a.id, "model": a.model, "asset": a.asset, "level": a.level,
+                 "state": "firing" if a.firing else "quiet", "muted": a.muted, "lon": a.lon, "lat": a.lat}
+                for a in (self.alarms.get(k) for k in keys) if a is not None]
+
+    def step(self, now_ms: int, *, tick: bool = True) -> StepResult:
+        """Read the alarm events since the last step; open or update the incidents of the
+        groups that changed; then (``tick``) check every open incident's deadlines."""
+        touched, changed = self.follow_events()
+        out = StepResult(alarms=self.alarm_states(changed))
         for g in sorted(touched):
             members = [self.alarms[a] for a in self.groups.get(g, [])]
             live = [a for a in members if a.firing and not a.muted and a.level > 0]

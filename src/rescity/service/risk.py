@@ -37,7 +37,7 @@ from rescity.risk.register import RowError, read_register
 from rescity.store.respond import ResponseStore
 from rescity.store.risk_schema import risk_cell_history_table, risk_cell_table, risk_point_table
 
-from .respond import ResponseService
+from .respond import NotFound, ResponseService
 
 _LIVE_ALARM_KINDS = {"opened", "fired", "escalated", "deescalated", "updated", "reopened", "resolved",
                      "muted", "unmuted"}
@@ -95,6 +95,7 @@ class RiskService:
         self.points: dict[str, RiskPoint] = {}
         self._point_cell: dict[str, int] = {}
         self.live: dict[str, _Live] = {}  # "alarm:<id>" / "incident:<id>" -> contribution
+        self._follower: Any = None
         self._load_points()
 
     # -- places -----------------------------------------------------------------------------
@@ -210,10 +211,10 @@ class RiskService:
         self._check_manager(user)
         p = self.points.get(point_id)
         if p is None:
-            raise LookupError(f"no risk point {point_id!r}")
+            raise NotFound(f"no risk point {point_id!r}")
         place = self._place(self._point_cell.get(point_id, -1))
         if user.role != Role.COMMANDER and not in_place(user, tuple(v for v in place.values() if v)):
-            raise LookupError(f"no risk point {point_id!r}")
+            raise NotFound(f"no risk point {point_id!r}")
         if not reason.strip():
             raise ValueError("reason: a re-grading needs a reason")
         level = self.policy.grade(likelihood, consequence)
@@ -233,7 +234,7 @@ class RiskService:
         """Every grading of a risk point, oldest first (from the audit chain)."""
         place = self._place(self._point_cell.get(point_id, -1))
         if point_id not in self.points or not _details_ok(user, [v for v in place.values() if v]):
-            raise LookupError(f"no risk point {point_id!r}")
+            raise NotFound(f"no risk point {point_id!r}")
         return [{"ts_ms": r.ts_ms, "actor": r.actor, "action": r.action, "before": r.before,
                  "after": r.after, **r.data} for r in self.rs.audit_records(entity="risk_point", entity_id=point_id)]
 
@@ -267,6 +268,19 @@ class RiskService:
             cells += c
             deltas += d
         return self._apply(cells, deltas, ts_ms)
+
+    def load_live(self, ts_ms: int) -> list[str]:
+        """Bring the live part up to what the store has now: the alarms (following their
+        stored events since the last call) and the open incidents. Cheap when nothing
+        happened; the API calls it before answering."""
+        from rescity.store.monitoring import MonitoringStore
+
+        from .loop import AlarmIncidentBridge
+
+        if self._follower is None:
+            self._follower = AlarmIncidentBridge(self.response, MonitoringStore(self.store.engine))
+        _, changed = self._follower.follow_events()
+        return self.on_alarms(self._follower.alarm_states(changed), ts_ms) + self.sync_incidents(ts_ms)
 
     def sync_incidents(self, ts_ms: int) -> list[str]:
         """Open incidents weigh by their level; closed, dismissed and merged ones nothing."""
@@ -322,7 +336,7 @@ class RiskService:
     def history(self, user: User, cell: str) -> list[dict[str, Any]]:
         i = self.index.get(cell)
         if i is None or not _details_ok(user, [c for c in self._place(i).values() if c]):
-            raise LookupError(f"no cell {cell!r}")
+            raise NotFound(f"no cell {cell!r}")
         t = risk_cell_history_table
         with self.store.engine.connect() as conn:
             return [{"ts_ms": r.ts_ms, "score": r.score, "level": r.level}
@@ -388,7 +402,7 @@ class RiskService:
             return _details_ok(user, place) and (jurisdiction is None or jurisdiction in place)
 
         if jurisdiction is not None and jurisdiction not in self.city.jurisdictions:
-            raise LookupError(f"no jurisdiction {jurisdiction!r}")
+            raise NotFound(f"no jurisdiction {jurisdiction!r}")
         cells = sorted((i for i in range(len(self.cells)) if visible(i)), key=lambda i: -self.grid.score[i])[:n]
         pts = sorted((p for pid, p in self.points.items() if self._point_cell.get(pid, -1) >= 0
                       and visible(self._point_cell[pid])), key=lambda p: (p.level, -p.rating, p.id))[:n]
@@ -449,7 +463,7 @@ class RiskService:
         if point_id is not None:
             p = self.points.get(point_id)
             if p is None:
-                raise LookupError(f"no risk point {point_id!r}")
+                raise NotFound(f"no risk point {point_id!r}")
             c = p.geometry.representative_point()
             lon, lat = c.x, c.y
             level = level or p.level
