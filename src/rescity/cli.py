@@ -47,7 +47,7 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
-    except (FormatError, StoreError, ValueError, KeyError, FileNotFoundError) as e:
+    except (FormatError, StoreError, ValueError, LookupError, PermissionError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         console.print(f"[red]error:[/red] {msg}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None

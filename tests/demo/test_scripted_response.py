@@ -26,7 +26,7 @@ def day(tmp_path_factory):
     city = build_demo_city()
     store = make_test_store("sqlite", tmp)
     store.save_city(city)
-    rep = play_scripted_day(store, city, warnings_dir=tmp / "warnings")
+    rep = play_scripted_day(store, city, warnings_dir=tmp / "warnings", maps_dir=tmp / "risk")
     svc = ResponseService(store)
     full = {i.id: svc.incident(SYSTEM, i.id) for i in rep.incidents}
     yield rep, full, tmp
@@ -97,3 +97,22 @@ def test_public_warnings_are_valid_cap_and_cancelled(day):
         assert ws[0].msg_type.value == "Alert" and ws[-1].msg_type.value == "Cancel"
         assert ws[0].identifier in [r.identifier for r in ws[-1].references]
         assert full[iid].state == IncidentState.CLOSED
+
+
+def test_the_risk_map_changes_as_the_events_happen(day):
+    rep, full, tmp = day
+    levels = dict(rep.risk_levels)
+    first, last = rep.risk_levels[0], rep.risk_levels[-1]
+    red_peak = max(c["red"] for _, c in rep.risk_levels)
+    assert first[1]["red"] < red_peak  # the day's events turn cells red
+    # the bridge overload (08:30) re-grades the bridge's cell, and it comes back when the
+    # alarm resolves and the incident closes
+    bridge, = _of(full, "bridge_overload")
+    changes = [(t, lv) for t, c, lv in rep.risk_changes]
+    assert any(bridge.created_ms - 600_000 <= t <= bridge.created_ms + 600_000 for t, _ in changes)
+    by_cell: dict[str, list[int]] = {}
+    for _, code, lv in rep.risk_changes:
+        by_cell.setdefault(code, []).append(lv)
+    assert any(min(lvs) < lvs[-1] for lvs in by_cell.values())  # raised, then lowered again
+    assert len(rep.risk_maps) == 3 and all(p.read_bytes()[:4] == b"\x89PNG" for p in rep.risk_maps)
+    assert sum(levels[first[0]].values()) == sum(last[1].values())

@@ -125,10 +125,12 @@ class RiskGrid:
         if not len(cells):
             return np.empty(0, dtype=np.int64)
         np.add.at(self.live, cells, deltas)
-        np.maximum(self.live, 0.0, out=self.live)  # rounding never leaves a negative remainder
+        idx = np.unique(cells)
+        # a contribution added and removed again leaves exactly nothing (no rounding remainder)
+        v = self.live[idx]
+        self.live[idx] = np.where(v < 1e-9, 0.0, v)
         if self.policy.grading.mode != "absolute":
             return self.recompute()
-        idx = np.unique(cells)
         self.score[idx] = self._scores(idx)
         new = self._grade(self.score[idx])
         changed = idx[new != self.level[idx]]
