@@ -159,3 +159,18 @@ def test_outputs_geojson_and_png(rsvc, tmp_path):
     sub = svc.cells_geojson(SYSTEM, bbox=bbox)["features"]
     assert 0 < len(sub) < 8
     assert np.isfinite(svc.grid.score).all()
+
+
+def test_a_deterioration_alarm_on_a_listed_asset_opens_one_hidden_hazard(rsvc):
+    svc, *_ = rsvc
+    lon, lat = CELLS["D1-S1-G1"]
+    alarm = {"id": "A9", "model": "pressure_drift", "asset": "water:P1", "state": "firing", "level": 4,
+             "lon": lon, "lat": lat}
+    svc.on_alarms([alarm], T0)
+    svc.on_alarms([{**alarm, "id": "A10"}], T0 + HOUR)  # a second one: still one investigation
+    assert len(svc.hazards_opened) == 1
+    inc = svc.response.incident(SYSTEM, svc.hazards_opened[0])
+    assert inc.type == "hidden_hazard" and inc.asset == "risk:old-main" and inc.state.value == "dispatched"
+    assert inc.units[0] == "water-company" and "pressure_drift" in inc.description
+    svc.on_alarms([{**alarm, "id": "A11", "model": "pressure_low"}], T0 + 2 * HOUR)  # an emergency model
+    assert len(svc.hazards_opened) == 1

@@ -110,6 +110,10 @@ class VulnerabilityRule(_Strict):
         return float(min(1.0, max(0.0, (f - self.zero) / (self.one - self.zero))))
 
 
+class HazardsFromAlarms(_Strict):
+    models: tuple[str, ...] = ()
+
+
 class RiskPolicy(_Strict):
     likelihood: dict[int, Criterion]
     consequence: dict[int, Criterion]
@@ -117,6 +121,7 @@ class RiskPolicy(_Strict):
     score: ScoreWeights
     grading: Grading
     vulnerability: tuple[VulnerabilityRule, ...] = ()
+    hidden_hazards_from_alarms: HazardsFromAlarms = HazardsFromAlarms()
 
     @model_validator(mode="after")
     def _check(self) -> RiskPolicy:

@@ -30,6 +30,7 @@ from shapely.geometry import mapping
 from rescity.model import City, JurisdictionLevel
 from rescity.model.incident import IncidentSource
 from rescity.model.risk import RISK_COLOUR, RISK_LEVEL_EN, RISK_LEVEL_ZH, RiskPoint
+from rescity.respond.access import SYSTEM as SYSTEM_USER
 from rescity.respond.access import AccessDenied, Role, User, in_place
 from rescity.risk.grid import RiskGrid
 from rescity.risk.policy import RiskPolicy, load_risk_policy
@@ -96,6 +97,7 @@ class RiskService:
         self._point_cell: dict[str, int] = {}
         self.live: dict[str, _Live] = {}  # "alarm:<id>" / "incident:<id>" -> contribution
         self._follower: Any = None
+        self.hazards_opened: list[str] = []  # hidden hazards derived from alarms
         self._load_points()
 
     # -- places -----------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class RiskService:
         ``lon``, ``lat``, ``muted``): firing, unmuted alarms weigh by their level, others
         weigh nothing. Returns the codes of the cells whose level changed."""
         rows = list(alarms)
+        self._hazards_from(rows, ts_ms)
         cells_of = self.locate([_f(a.get("lon")) for a in rows], [_f(a.get("lat")) for a in rows])
         cells: list[int] = []
         deltas: list[float] = []
@@ -281,6 +284,31 @@ class RiskService:
             self._follower = AlarmIncidentBridge(self.response, MonitoringStore(self.store.engine))
         _, changed = self._follower.follow_events()
         return self.on_alarms(self._follower.alarm_states(changed), ts_ms) + self.sync_incidents(ts_ms)
+
+    def _hazards_from(self, alarms: list[Mapping[str, Any]], ts_ms: int) -> None:
+        """Open a hidden-hazard investigation at the risk point of an asset on which an
+        alarm of a deterioration model fires (policy ``hidden_hazards_from_alarms``)."""
+        models = set(self.policy.hidden_hazards_from_alarms.models)
+        if not models:
+            return
+        for a in alarms:
+            if a.get("state") != "firing" or a.get("model") not in models:
+                continue
+            asset = str(a.get("asset") or "")
+            for p in self.points.values():
+                if asset not in p.assets:
+                    continue
+                open_ids = self.rs.incidents_by_key("group", [f"hazard:{p.id}"])
+                if self.rs.incident_docs(ids=open_ids, states=["new", "verified", "dispatched", "accepted",
+                                                                "on_site", "resolved", "reviewed"]):
+                    continue
+                net = asset.split(":", 1)[0]
+                inc = self.report_hidden_hazard(
+                    SYSTEM_USER, point_id=p.id, ts_ms=ts_ms,
+                    network=self.response.network_types.get(net, net),
+                    text=f"alarm {a.get('model')} (level {a.get('level')}) on {asset}: investigate {p.name}",
+                    groups=[f"hazard:{p.id}"])
+                self.hazards_opened.append(inc.id)
 
     def sync_incidents(self, ts_ms: int) -> list[str]:
         """Open incidents weigh by their level; closed, dismissed and merged ones nothing."""
@@ -455,7 +483,8 @@ class RiskService:
     # -- hidden hazards ------------------------------------------------------------------------
     def report_hidden_hazard(self, user: User, *, text: str, ts_ms: int, point_id: str | None = None,
                              lon: float | None = None, lat: float | None = None,
-                             network: str | None = None, level: int | None = None) -> Any:
+                             network: str | None = None, level: int | None = None,
+                             groups: Sequence[str] = ()) -> Any:
         """A hidden hazard found on inspection (隐患排查): an incident of type
         ``hidden_hazard`` (at a risk point, or a place) with the rectification deadlines
         of the response policy; it is routed, escalated when overdue and closed like any
@@ -477,7 +506,8 @@ class RiskService:
         return self.response.open_incident(
             user, title=title, title_zh=title_zh, type="hidden_hazard", level=level or 3, ts_ms=ts_ms,
             lon=lon, lat=lat, network=network, asset=f"risk:{point_id}" if point_id else None,
-            source=src, description=text, dispatch=user.role in (Role.COMMANDER, Role.DISTRICT_OFFICER))
+            source=IncidentSource.ALARM if groups else src, description=text, alarm_groups=groups,
+            dispatch=user.role in (Role.COMMANDER, Role.DISTRICT_OFFICER))
 
 
 def _f(x: Any) -> float:
