@@ -13,6 +13,7 @@ day starts at :data:`DAY_START_MS`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,20 @@ def _rain_profile(h: np.ndarray) -> np.ndarray:
 
 def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], list[ScriptedEvent]]:
     """Pressures (m) and flows (m3/s) of the water sensors from an EPANET run of the day."""
+    return _simulate_water(city, t, DAY_START_MS, inject=True)
+
+
+def _simulate_water(city: City, t: np.ndarray, start_ms: int, *, inject: bool,
+                    pattern_start_s: int = 0, leaks: Sequence[tuple[str, float, int]] = ()
+                    ) -> tuple[dict[str, np.ndarray], list[ScriptedEvent]]:
+    """True (noise-free) pressures (m), flows (m3/s) and tank levels (m) of the water
+    sensors at the times ``t`` (ms UTC), from one EPANET run of L-Town starting at
+    ``start_ms`` (EPANET time 0, the INP's initial tank levels) and lasting until the
+    last of ``t``; the run's demand patterns start at ``pattern_start_s`` (s into L-Town's
+    weekly patterns). ``inject``: add the scripted day's main break and incipient leak
+    (extra demands, times relative to ``start_ms``) and return their events. ``leaks``:
+    extra constant demands (junction id, m3/s, switched on at ms UTC), e.g. a synthetic
+    leak for tests."""
     import tempfile
 
     import wntr
@@ -80,13 +95,16 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
     from rescity.io.epanet import write_epanet
 
     water = city.networks["water"]
+    duration_s = max(24 * 3600, -(-(int(t[-1]) - start_ms) // (300 * 1000)) * 300)
     with tempfile.TemporaryDirectory() as tmp:
         write_epanet(water, f"{tmp}/w.inp")
         wn = wntr.network.WaterNetworkModel(f"{tmp}/w.inp")
-        wn.options.time.duration = 24 * 3600
+        wn.options.time.duration = duration_s
         wn.options.time.hydraulic_timestep = 300
         wn.options.time.report_timestep = 300
         wn.options.time.pattern_timestep = 300
+        if pattern_start_s:
+            wn.options.time.pattern_start = pattern_start_s
         # the main break: the first pipe of diameter >= 150 mm at a pressure sensor
         sensed = [s.asset.split(":", 1)[1] for s in city.sensors.values()
                   if s.quantity == "pressure" and s.asset.startswith("water:")]
@@ -94,18 +112,24 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
         brk = next(p for p in pipes if p.start_node_name in sensed and p.diameter >= 0.2)
         leak = next(p for p in pipes if p.end_node_name in sensed and p.name != brk.name
                     and p.start_node_name != brk.start_node_name)
-        steps = 24 * 12 + 1
-        hours = np.arange(steps) / 12.0
-        brk_mult = np.where(hours >= 10.5, 1.0, 0.0)  # 10:30, abrupt
-        leak_mult = np.clip((hours - 2.0) / 20.0, 0.0, 1.0)  # from 02:00, growing
-        wn.add_pattern("brk", list(brk_mult[:-1]))
-        wn.add_pattern("leak", list(leak_mult[:-1]))
-        wn.get_node(brk.start_node_name).demand_timeseries_list.append((0.150, wn.get_pattern("brk"), "break"))
-        wn.get_node(leak.end_node_name).demand_timeseries_list.append((0.004, wn.get_pattern("leak"), "leak"))
+        if inject:
+            steps = 24 * 12 + 1
+            hours = np.arange(steps) / 12.0
+            brk_mult = np.where(hours >= 10.5, 1.0, 0.0)  # 10:30, abrupt
+            leak_mult = np.clip((hours - 2.0) / 20.0, 0.0, 1.0)  # from 02:00, growing
+            wn.add_pattern("brk", list(brk_mult[:-1]))
+            wn.add_pattern("leak", list(leak_mult[:-1]))
+            wn.get_node(brk.start_node_name).demand_timeseries_list.append((0.150, wn.get_pattern("brk"), "break"))
+            wn.get_node(leak.end_node_name).demand_timeseries_list.append((0.004, wn.get_pattern("leak"), "leak"))
+        n_steps = duration_s // 300
+        for k, (node, q_m3s, on_ms) in enumerate(leaks):
+            mult = (start_ms + np.arange(n_steps) * 300_000 >= on_ms).astype(float)
+            wn.add_pattern(f"xleak{k}", list(mult))
+            wn.get_node(node).demand_timeseries_list.append((q_m3s, wn.get_pattern(f"xleak{k}"), f"xleak{k}"))
         res = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=f"{tmp}/w")
     p = res.node["pressure"]
     f = res.link["flowrate"]
-    sim_t = DAY_START_MS + (p.index.to_numpy(dtype=float) * 1000).astype(np.int64)
+    sim_t = start_ms + (p.index.to_numpy(dtype=float) * 1000).astype(np.int64)
     out: dict[str, np.ndarray] = {}
     for s in city.sensors.values():
         if not s.asset.startswith("water:"):
@@ -122,6 +146,8 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
         else:
             continue
         out[s.id] = np.interp(t, sim_t, series)
+    if not inject:
+        return out, []
     near_brk = [s.id for s in city.sensors.values() if s.asset == f"water:{brk.start_node_name}"]
     near_leak = [s.id for s in city.sensors.values() if s.asset == f"water:{leak.end_node_name}"]
     events = [
@@ -135,6 +161,56 @@ def _water(city: City, t: np.ndarray, rng: np.random.Generator) -> tuple[dict[st
                       f"管道{leak.name}附近暗漏逐步扩大至4升/秒"),
     ]
     return out, events
+
+
+@dataclass
+class WaterHistory:
+    """Leak-free telemetry of the water sensors before the scripted day (long format,
+    like :class:`ScriptedDay`: sensor ids, ms UTC, SI values)."""
+
+    sensors: list[str]
+    ts_ms: np.ndarray
+    values: np.ndarray
+    start_ms: int
+    days: int
+
+
+HISTORY_DAYS = 7
+"""Days of leak-free history before the scripted day (L-Town's demand patterns are weekly)."""
+
+
+def water_history(city: City, *, days: int = HISTORY_DAYS, seed: int = 20260715,
+                  step_ms: int = STEP_MS, start_ms: int | None = None,
+                  leaks: Sequence[tuple[str, float, int]] = ()) -> WaterHistory:
+    """The ``days`` days before the scripted day, water sensors only, without events:
+    what a utility's SCADA archive holds before the day, for calibrating the leak model.
+
+    The same simulation as the day (one EPANET run of L-Town, 5-min hydraulic steps,
+    linear interpolation to ``step_ms``), the same noise model (Gaussian, sigma
+    :data:`NOISE` per quantity: 0.05 m of pressure, 0.002 m3/s of flow, 0.01 m of level)
+    and clipping to each sensor's physical range; its own ``seed``. The demand patterns
+    are placed so the history ends where the scripted day's patterns begin: the day runs
+    from pattern time 0, so the history starts ``days`` days earlier in L-Town's weekly
+    cycle (pattern start ``(-days mod 7)`` days). Times: from ``DAY_START_MS - days``
+    days to just before ``DAY_START_MS``; or from ``start_ms`` (the patterns placed the
+    same way relative to the scripted day). ``leaks``: synthetic leaks (junction id,
+    m3/s, from ms UTC), for tests; the default history has none.
+    """
+    rng = np.random.default_rng(seed)
+    start = DAY_START_MS - days * DAY_MS if start_ms is None else int(start_ms)
+    t = start + np.arange(0, days * DAY_MS, step_ms, dtype=np.int64)
+    week_s = 7 * 24 * 3600
+    series, _ = _simulate_water(city, t, start, inject=False, leaks=leaks,
+                                pattern_start_s=((start - DAY_START_MS) // 1000) % week_s)
+    ids: list[str] = []
+    v_parts: list[np.ndarray] = []
+    for sid in sorted(series):
+        sensor = city.sensors[sid]
+        x = series[sid] + rng.normal(0.0, NOISE.get(sensor.quantity, 0.0), len(t))
+        v_parts.append(np.clip(x, sensor.low, sensor.high))
+        ids.extend([sid] * len(t))
+    ts = np.tile(t, len(series))
+    return WaterHistory(ids, ts, np.concatenate(v_parts) if v_parts else np.zeros(0), start, days)
 
 
 def scripted_day(city: City, *, seed: int = 20260722, step_ms: int = STEP_MS) -> ScriptedDay:

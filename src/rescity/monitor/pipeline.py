@@ -42,7 +42,8 @@ class Engine(Protocol):
     """The warning engine as the pipeline sees it. An engine with an attribute ``sink``
     (the :class:`~rescity.monitor.warnings.WarningStage`: a callable taking alarm
     events and the alarms they touched) gets it pointed at the pipeline, which writes
-    them in the batch's transaction."""
+    them in the batch's transaction. One with a true attribute ``wants_now`` gets the
+    ingest clock as well: ``process(batch, now_ms=now_ms)`` (ms UTC)."""
 
     def process(self, batch: ReadingBatch) -> list[Any]: ...
 
@@ -119,7 +120,10 @@ class Pipeline:
         res = IngestResult(accepted=len(accepted), dead=dead)
         if self.engine is not None and len(accepted):
             self._events, self._alarms = [], {}
-            res.transitions = self.engine.process(accepted)
+            if getattr(self.engine, "wants_now", False):
+                res.transitions = self.engine.process(accepted, now_ms=now_ms)  # type: ignore[call-arg]
+            else:
+                res.transitions = self.engine.process(accepted)
         if self.sink is not None and (len(accepted) or dead or self._events):
             try:
                 res.stored = self.sink.write(ids, accepted.sensor, accepted.ts, accepted.value, dead,

@@ -31,16 +31,25 @@ class ReplayReport:
     dead_letters: dict[str, int]
     events: list[dict[str, Any]] = field(default_factory=list)
     transitions: list[Any] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)  # the warning stage's extra transition sources
 
 
-def make_pipeline(store: Any, city: City | None = None) -> Pipeline:
+SourcesFactory = Callable[[SensorRegistry], Sequence[Any]]
+
+
+def make_pipeline(store: Any, city: City | None = None, *,
+                  sources: SourcesFactory | None = None) -> Pipeline:
     """A pipeline over the store: registry from its sensors, and the warning engine with
     the default catalogue (its alarm book restored from the stored alarm events); each
-    batch's readings, dead letters and alarm events go into the store in one transaction."""
+    batch's readings, dead letters and alarm events go into the store in one transaction.
+
+    ``sources``: given the registry, the extra transition sources of the warning stage
+    (``ingest(batch, now_ms) -> list[Transition]``, e.g. :func:`rescity.service.leaks.demo_leak_source`),
+    whose alarms go through the same alarm book and the same transaction."""
     sensors = list(city.sensors.values()) if city is not None else store.get_sensors()
     registry = SensorRegistry.from_sensors(sensors)
     mon = MonitoringStore(store.engine)
-    engine = _engine(registry, city, mon)
+    engine = _engine(registry, city, mon, list(sources(registry)) if sources is not None else [])
     return Pipeline.build(registry, sink=mon, engine=engine)
 
 
@@ -98,10 +107,11 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
     return main(argv, factory=open_worker_pipeline)
 
 
-def _engine(registry: SensorRegistry, city: City | None, mon: MonitoringStore) -> Any:
+def _engine(registry: SensorRegistry, city: City | None, mon: MonitoringStore,
+            sources: Sequence[Any] = ()) -> Any:
     from rescity.monitor.warnings import warning_stage
 
-    return warning_stage(registry, city=city, monitoring=mon)
+    return warning_stage(registry, city=city, monitoring=mon, sources=sources)
 
 
 def _replay(store: Any, pipe: Pipeline, sensors: list[str], ts: Any, values: Any,
@@ -119,14 +129,30 @@ def _replay(store: Any, pipe: Pipeline, sensors: list[str], ts: Any, values: Any
 
 
 def replay_scripted_day(store: Any, city: City, *, step_ms: int = 5 * MINUTE_MS,
-                        on_slice: SliceHook | None = None) -> ReplayReport:
-    """Replay the demo city's scripted day (see :mod:`rescity.demo.day`)."""
+                        on_slice: SliceHook | None = None, leaks: bool = True,
+                        cache_dir: Path | None = None) -> ReplayReport:
+    """Replay the demo city's scripted day (see :mod:`rescity.demo.day`).
+
+    With ``leaks``, the model-based leak detector watches the water network as well
+    (:func:`rescity.service.leaks.demo_leak_source`: fitted on a simulated leak-free
+    history, cached under ``cache_dir``, default ``./.rescity/cache``); the source is
+    in the report's ``sources``."""
     from rescity.demo.day import describe, scripted_day
+
+    from .leaks import demo_leak_source
 
     day = scripted_day(city)
     events = sorted(describe(day), key=lambda e: e["start_ms"])
-    return _replay(store, make_pipeline(store, city), day.sensors, day.ts_ms, day.values, events,
-                   on_slice, step_ms=step_ms)
+    made: list[Any] = []
+
+    def sources(registry: SensorRegistry) -> list[Any]:
+        made.extend([demo_leak_source(city, registry, cache_dir=cache_dir)] if leaks else [])
+        return made
+
+    rep = _replay(store, make_pipeline(store, city, sources=sources), day.sensors, day.ts_ms,
+                  day.values, events, on_slice, step_ms=step_ms)
+    rep.sources = made
+    return rep
 
 
 def replay_telemetry(store: Any, path: Path, *, step_ms: int = MINUTE_MS,

@@ -1,0 +1,315 @@
+"""Use case: model-based leak detection in the live pipeline (the demo city's L-Town).
+
+Composition only; the models live in :mod:`rescity.monitor.models.leak` (the detector)
+and :mod:`rescity.monitor.leakwatch` (its live face). This module
+
+1. simulates a leak-free history of the city's water network with the demo's sensors
+   (:func:`rescity.demo.day.water_history`: EPANET through WNTR, the scripted day's demand
+   patterns and noise model, the :data:`~rescity.demo.day.HISTORY_DAYS` days before it),
+2. bins it to the detector's 5-min rows exactly as ``LeakWatch`` bins live readings (the
+   last reading in [k 300 s, (k + 1) 300 s) wins; pressure head m, flow m3/h = m3/s x
+   3600, tank level m) and fits a :class:`~rescity.monitor.models.leak.LeakDetector` on
+   it (residual regression + EPANET leak signatures, the detector's own defaults),
+3. caches the fitted detector on disk (``./.rescity/cache/leak-<key>.pickle``, the key a
+   SHA-256 of every input: the network's INP text, the sensors, the history's days, seed
+   and noise, the detector's parameters and the source of the modules that produce
+   them), so a second ``make demo`` skips the fit,
+4. builds a :class:`~rescity.monitor.leakwatch.LeakWatch` over the registry's sensor
+   indices (alarm assets are water uids, ``water:<pipe>``), primed with the history's
+   last day so its 24 h window is full when the day starts, behind an operating-range
+   gate (:class:`LeakSource`), as a transition source for the warning stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rescity.model import City
+from rescity.monitor.batch import ReadingBatch
+from rescity.monitor.engine import Transition
+from rescity.monitor.registry import SensorRegistry
+
+CACHE_VERSION = 1
+"""Bump when the cached object's layout or the fitting recipe changes."""
+
+STEP_S = 300
+"""The detector's row step (s)."""
+
+SIGNATURE_DAY = pd.Timestamp("2019-01-01")
+"""A Tuesday: day 0 of L-Town's weekly patterns, where the scripted day's run starts, so
+the leak signatures are simulated at the scripted day's load."""
+
+GATE_MARGIN = 0.25
+"""Operating-range gate: an inflow reading more than this share of the calibrated
+inflow range (max - min over the history, per inflow sensor) outside that range puts
+its 5-min row out of the detector's calibrated domain (an assumption; see
+:class:`LeakSource`)."""
+
+
+def default_cache_dir() -> Path:
+    """``$RESCITY_CACHE_DIR``, else ``./.rescity/cache`` (beside the embedded store)."""
+    return Path(os.environ.get("RESCITY_CACHE_DIR") or Path(".rescity") / "cache")
+
+
+@dataclass(frozen=True)
+class WaterSensors:
+    """The sensors the leak detector uses, by the detector's element names, and their
+    city sensor ids: pressure at nodes, flow in links, level in tanks; ``inflow`` are
+    the flow sensors in links from a reservoir (the network's inflow)."""
+
+    pressure: dict[str, str]
+    flow: dict[str, str]
+    level: dict[str, str]
+    inflow: tuple[str, ...]
+
+    def placement(self) -> Any:
+        from rescity.monitor.models.leak import SensorPlacement
+
+        return SensorPlacement(tuple(sorted(self.pressure)), tuple(sorted(self.flow)),
+                               tuple(sorted(self.level)), inflow=self.inflow)
+
+    def sensor_of(self) -> dict[str, str]:
+        """Detector column name -> city sensor id."""
+        return {**self.pressure, **self.flow, **self.level}
+
+
+def water_sensors(city: City, network: str = "water") -> WaterSensors:
+    """The water network's SCADA-like sensors (consumption meters at nodes are not used:
+    the residual regression takes pressures, link flows and tank levels)."""
+    net = city.networks[network]
+    p: dict[str, str] = {}
+    f: dict[str, str] = {}
+    lv: dict[str, str] = {}
+    for s in city.sensors.values():
+        if not s.asset.startswith(f"{network}:"):
+            continue
+        eid = s.asset.split(":", 1)[1]
+        if s.quantity == "pressure" and eid in net.nodes and net.nodes[eid].kind == "junction":
+            p[eid] = s.id
+        elif s.quantity == "flow" and eid in net.links:
+            f[eid] = s.id
+        elif s.quantity == "level" and eid in net.nodes and net.nodes[eid].kind == "tank":
+            lv[eid] = s.id
+    inflow = tuple(sorted(lid for lid in f if "reservoir" in (
+        net.nodes[net.links[lid].start].kind, net.nodes[net.links[lid].end].kind)))
+    return WaterSensors(p, f, lv, inflow)
+
+
+def rows_frame(sensors: WaterSensors, ids: list[str] | np.ndarray, ts_ms: np.ndarray,
+               values: np.ndarray, step_s: int = STEP_S) -> pd.DataFrame:
+    """Long-format readings (SI) -> the detector's rows: one per ``step_s`` step
+    (index: the step's start, UTC), the last reading of each sensor in the step,
+    columns named as in the detector's placement; flows converted m3/s -> m3/h."""
+    col = {sid: name for name, sid in sensors.sensor_of().items()}
+    names = np.asarray([col.get(s, "") for s in ids])
+    keep = names != ""
+    df = pd.DataFrame({"k": np.asarray(ts_ms)[keep] // (step_s * 1000), "c": names[keep],
+                       "v": np.asarray(values)[keep]})
+    wide = df.groupby(["k", "c"], sort=True)["v"].last().unstack()
+    pl = sensors.placement()
+    wide = wide.reindex(columns=list(pl.pressure) + list(pl.flow) + list(pl.level))
+    for c in pl.flow:
+        wide[c] = wide[c] * 3600.0
+    wide.index = pd.to_datetime(wide.index.to_numpy() * step_s * 1000, unit="ms")
+    return wide
+
+
+@dataclass
+class FittedLeakModel:
+    """A fitted detector and what the live watch needs besides it: ``prime`` (the
+    history's last day of rows, to fill the 24 h window), the calibrated inflow range per
+    inflow sensor (m3/h, over the history), the cache ``key``, the seconds the fit took
+    and whether it came from the cache."""
+
+    detector: Any  # rescity.monitor.models.leak.LeakDetector
+    sensors: WaterSensors
+    prime: pd.DataFrame
+    inflow_lo_m3h: dict[str, float]
+    inflow_hi_m3h: dict[str, float]
+    key: str
+    fit_s: float = 0.0
+    cached: bool = False
+
+
+def _source_digest(*modules: Any) -> str:
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(city: City, sensors: WaterSensors, *, days: int, seed: int,
+              detector_params: dict[str, Any], network: str = "water") -> tuple[str, str]:
+    """(key, INP text): SHA-256 (first 20 hex digits) over every input of the fit."""
+    from rescity.demo import day
+    from rescity.io.epanet import write_epanet
+    from rescity.monitor import leakwatch
+    from rescity.monitor.models import leak
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_epanet(city.networks[network], f"{tmp}/w.inp")
+        inp = Path(f"{tmp}/w.inp").read_text()
+    doc = {"version": CACHE_VERSION, "inp": hashlib.sha256(inp.encode()).hexdigest(),
+           "sensors": asdict(sensors), "days": days, "seed": seed, "noise": day.NOISE,
+           "step_ms": day.STEP_MS, "day_start_ms": day.DAY_START_MS,
+           "ranges": {s.id: [s.low, s.high] for s in city.sensors.values() if s.asset.startswith(f"{network}:")},
+           "params": detector_params, "signature_day": str(SIGNATURE_DAY),
+           "code": _source_digest(day, leak, leakwatch, sys.modules[__name__])}
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return key, inp
+
+
+def fit_demo_leak_model(city: City, *, cache_dir: Path | None = None, days: int | None = None,
+                        seed: int = 20260715, **detector_params: Any) -> FittedLeakModel:
+    """The demo city's fitted leak detector, from the cache or fitted now (about 8 s:
+    1-2 s of EPANET history, 6 s of leak signatures) and cached."""
+    from rescity.demo.day import HISTORY_DAYS, water_history
+
+    days = HISTORY_DAYS if days is None else days
+    sensors = water_sensors(city)
+    key, inp = cache_key(city, sensors, days=days, seed=seed, detector_params=detector_params)
+    folder = cache_dir or default_cache_dir()
+    path = folder / f"leak-{key}.pickle"
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                fitted: FittedLeakModel = pickle.load(fh)
+            fitted.cached = True
+            return fitted
+        except Exception:  # a broken or stale cache file: fit again
+            pass
+    t0 = time.perf_counter()
+    import wntr
+
+    from rescity.monitor.models.leak import LeakDetector
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(f"{tmp}/w.inp").write_text(inp)
+        wn = wntr.network.WaterNetworkModel(f"{tmp}/w.inp")
+    hist = water_history(city, days=days, seed=seed)
+    train = rows_frame(sensors, hist.sensors, hist.ts_ms, hist.values)
+    pl = sensors.placement()
+    det = LeakDetector(wn, pl, **detector_params).fit(train, signature_day=SIGNATURE_DAY)
+    per_day = 86400 // det.step_s
+    inflow = train[list(pl.inflow)]
+    fitted = FittedLeakModel(det, sensors, train.iloc[-per_day:].copy(),
+                             {c: float(inflow[c].min()) for c in pl.inflow},
+                             {c: float(inflow[c].max()) for c in pl.inflow}, key,
+                             time.perf_counter() - t0)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False, suffix=".tmp") as out:
+        pickle.dump(fitted, out, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(out.name, path)  # atomic: a concurrent reader sees the old file or the new one
+    return fitted
+
+
+@dataclass
+class LeakSource:
+    """``LeakWatch`` as a transition source of the warning stage, behind an
+    operating-range gate.
+
+    The residual regression is calibrated on the history's inflows; far outside them it
+    extrapolates (Q_in and Q_in^2 terms), and a main break (150 L/s in the demo, about
+    540 m3/h where L-Town takes 100-300 m3/h) makes the matched filter find a cascade of
+    spurious "leaks" all over the network. So a 5-min row in which an inflow reading q
+    (m3/h) lies outside [lo - m, hi + m] (lo, hi: its calibrated range; m =
+    :data:`GATE_MARGIN` x (hi - lo)) is withheld from the watch: it counts as a missing
+    row, and once fewer than ``min_window_h`` hours of rows are in the window the watch
+    stops judging (no checks) until the network is back in range; the burst is the
+    threshold and cluster models' (``main_break``). Gated rows: ``stats["gated_rows"]``.
+
+    Transitions of the priming (the history's last day, fed at construction) are
+    returned by the first :meth:`ingest` (there should be none: the history is leak-free).
+    """
+
+    watch: Any  # rescity.monitor.leakwatch.LeakWatch
+    inflow_index: np.ndarray  # registry indices of the inflow sensors
+    inflow_lo_m3s: np.ndarray
+    inflow_hi_m3s: np.ndarray
+    step_ms: int = STEP_S * 1000
+    stats: dict[str, int] = field(default_factory=lambda: {"gated_rows": 0, "primed_rows": 0})
+    first_gated_ms: int | None = None
+    pending: list[Transition] = field(default_factory=list)
+    _gated: set[int] = field(default_factory=set, repr=False)
+
+    def ingest(self, batch: ReadingBatch, now_ms: int) -> list[Transition]:
+        """Gate, then ``LeakWatch.ingest(batch, now_ms)``; the watch's transitions."""
+        if len(batch):
+            pos = np.searchsorted(self.inflow_index, batch.sensor)
+            pos = np.minimum(pos, len(self.inflow_index) - 1)
+            is_in = self.inflow_index[pos] == batch.sensor
+            v = batch.value
+            out = is_in & ((v < self.inflow_lo_m3s[pos]) | (v > self.inflow_hi_m3s[pos]))
+            steps = batch.ts // self.step_ms
+            new = set(np.unique(steps[out]).tolist()) - self._gated
+            if new:
+                self._gated |= new
+                self.stats["gated_rows"] += len(new)
+                if self.first_gated_ms is None:
+                    self.first_gated_ms = int(min(new)) * self.step_ms
+            if self._gated:
+                keep = ~np.isin(steps, np.fromiter(self._gated, dtype=np.int64))
+                batch = batch.take(keep)
+                horizon = (int(now_ms) // self.step_ms) - 24 * 3600 * 1000 // self.step_ms
+                self._gated = {k for k in self._gated if k >= horizon}
+        out_tr, self.pending = self.pending + self.watch.ingest(batch, int(now_ms)), []
+        return out_tr
+
+    def advance(self, now_ms: int) -> list[Transition]:
+        """Close the rows ``now_ms`` completes without new readings."""
+        out_tr, self.pending = self.pending + self.watch.advance(int(now_ms)), []
+        return out_tr
+
+
+def leak_source(fitted: FittedLeakModel, registry: SensorRegistry, *, network: str = "water",
+                prime: bool = True, **watch_params: Any) -> LeakSource:
+    """A :class:`LeakSource` over ``registry``: the watch's sensor indices are the
+    registry's indices of the detector's sensors; with ``prime``, the history's last day
+    is fed first (readings at each row's start, SI), so the first check of the day has a
+    full 24 h window."""
+    from rescity.monitor.leakwatch import LeakWatch
+
+    sensor_of = fitted.sensors.sensor_of()
+    index = registry.index
+    missing = [sid for sid in sensor_of.values() if sid not in index]
+    if missing:
+        raise ValueError(f"leak_source: sensors not in the registry: {missing}")
+    watch = LeakWatch(fitted.detector, {name: index[sid] for name, sid in sensor_of.items()},
+                      network=network, asset_of=lambda pipe: f"{network}:{pipe}", **watch_params)
+    inflow = sorted(fitted.sensors.inflow, key=lambda c: index[sensor_of[c]])
+    lo = np.array([fitted.inflow_lo_m3h[c] for c in inflow])
+    hi = np.array([fitted.inflow_hi_m3h[c] for c in inflow])
+    m = GATE_MARGIN * (hi - lo)
+    src = LeakSource(watch, np.array([index[sensor_of[c]] for c in inflow], dtype=np.int64),
+                     (lo - m) / 3600.0, (hi + m) / 3600.0, step_ms=fitted.detector.step_s * 1000)
+    if prime and len(fitted.prime):
+        rows = fitted.prime
+        ts = (pd.DatetimeIndex(rows.index).asi8 // 1_000_000).astype(np.int64)
+        cols = list(rows.columns)
+        vals = rows.to_numpy(dtype=float).copy()
+        for j, c in enumerate(cols):
+            if c in fitted.detector.placement.flow:
+                vals[:, j] /= 3600.0  # back to SI, as live readings are
+        s = np.tile([index[sensor_of[c]] for c in cols], len(ts))
+        batch = ReadingBatch.of(s, np.repeat(ts, len(cols)), vals.ravel())
+        src.pending = watch.ingest(batch, int(ts[-1]) + src.step_ms)
+        src.stats["primed_rows"] = len(ts)
+    return src
+
+
+def demo_leak_source(city: City, registry: SensorRegistry, *, cache_dir: Path | None = None) -> LeakSource:
+    """The demo city's leak source: :func:`fit_demo_leak_model` (cached) +
+    :func:`leak_source` over ``registry``."""
+    return leak_source(fit_demo_leak_model(city, cache_dir=cache_dir), registry)
