@@ -4,53 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rescity.io.errors import FormatError
+from rescity.cli_common import DbOption, _errors, _store, app, console, out
 from rescity.model import NetworkType
 
-app = typer.Typer(help="ResCity: a safety-resilient city platform (安全韧性城市).", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
 import_app = typer.Typer(help="Import a network or jurisdictions from a file.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 models_app = typer.Typer(help="Warning models (预警模型), declared as data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
-out = Console()
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RESCITY_DATABASE_URL or ./.rescity/rescity.db).")]
-
-
-@contextmanager
-def _store(db: str | None) -> Iterator[Any]:
-    from rescity.store import Store
-
-    s = Store.open(db)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Errors a user can fix (a bad file, an unknown name) become one clear line and exit 2."""
-    from rescity.store import StoreError
-
-    try:
-        yield
-    except (FormatError, StoreError, ValueError, LookupError, PermissionError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        console.print(f"[red]error:[/red] {msg}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+__all__ = ["DbOption", "_errors", "_store", "app", "console", "out"]
 
 
 def _steps(total: int) -> tuple[Progress, Any]:

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rescity.cli import DbOption, _errors, _store, app, console, out
+from rescity.cli_common import AsOption, DbOption, JsonOption, _errors, _store, app, console, out
+from rescity.cli_common import now_ms as _now_ms
 
 incidents_app = typer.Typer(help="Incidents (事件): list, show, open, act, check deadlines.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail (全程留痕).", no_args_is_help=True)
@@ -23,24 +24,8 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 
-AsOption = Annotated[str | None, typer.Option("--as", help="Act as this account (its rights are checked).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _LEVEL = {1: "[red]1 red 红[/red]", 2: "[dark_orange]2 orange 橙[/dark_orange]",
           3: "[yellow]3 yellow 黄[/yellow]", 4: "[blue]4 blue 蓝[/blue]"}
-
-
-def _now_ms(now: str | None) -> int:
-    if now is None:
-        return int(time.time() * 1000)
-    import datetime as dt
-
-    try:
-        t = dt.datetime.fromisoformat(now)
-    except ValueError:
-        raise typer.BadParameter(f"--now: expected ISO 8601 (2026-07-20T08:30:00+08:00), got {now!r}") from None
-    if t.tzinfo is None:
-        raise typer.BadParameter("--now: give a time zone (e.g. +08:00 or Z)")
-    return int(t.timestamp() * 1000)
 
 
 def _service(store: Any, as_user: str | None) -> tuple[Any, Any]:

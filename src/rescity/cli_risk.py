@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rescity.cli import DbOption, _errors, _store, app, console, out
-from rescity.cli_respond import AsOption, JsonOption, _now_ms
+from rescity.cli_common import AsOption, DbOption, JsonOption, _errors, _store, app, console, out
+from rescity.cli_common import now_ms as _now_ms
 
 risk_app = typer.Typer(help="Risk register and the four-colour risk map (风险清单, 四色风险图).", no_args_is_help=True)
 app.add_typer(risk_app, name="risk")
