@@ -45,7 +45,9 @@ def test_hazus_repair_rate_reproduces_the_published_formula() -> None:
     # 0.0001 x PGV^2.25 repairs/km, PGV in cm/s, brittle; ductile x 0.3
     assert float(hazus_repair_rate_per_km(10.0)) == pytest.approx(0.0001 * 10**2.25, rel=1e-12)
     assert float(hazus_repair_rate_per_km(10.0)) == pytest.approx(0.017783, rel=1e-4)
-    assert float(hazus_repair_rate_per_km(10.0, ductile=True)) == pytest.approx(0.3 * 0.017783, rel=1e-4)
+    assert float(hazus_repair_rate_per_km(10.0, ductile=True)) == pytest.approx(
+        0.3 * 0.017783, rel=1e-4
+    )
     assert float(hazus_repair_rate_per_km(50.0)) == pytest.approx(0.0001 * 50**2.25, rel=1e-12)
     # per metre from m/s: the same curve
     assert float(pipe_repair_rate_per_m(0.10, False)) == pytest.approx(0.017783 / 1000, rel=1e-4)
@@ -59,12 +61,19 @@ def test_ala2001_model_reproduces_wntr_reference() -> None:
     cfg = load_fragility()
     ala = cfg.model_copy(update={"pipes": cfg.pipes.model_copy(update={"model": "ala2001"})})
     assert float(pipe_repair_rate_per_m(0.0531, False, ala)) == pytest.approx(1.2823e-5, rel=1e-4)
-    assert float(pipe_repair_rate_per_m(0.0531, True, ala)) == pytest.approx(0.5 * 1.2823e-5, rel=1e-4)
+    assert float(pipe_repair_rate_per_m(0.0531, True, ala)) == pytest.approx(
+        0.5 * 1.2823e-5, rel=1e-4
+    )
 
 
 def test_hazus_fragility_values_are_the_published_ones() -> None:
     c = load_fragility().curves
-    assert c["EP.S.L.U"].medians == [0.13, 0.26, 0.34, 0.74] and c["EP.S.L.U"].betas == [0.65, 0.5, 0.4, 0.4]
+    assert c["EP.S.L.U"].medians == [0.13, 0.26, 0.34, 0.74] and c["EP.S.L.U"].betas == [
+        0.65,
+        0.5,
+        0.4,
+        0.4,
+    ]
     assert c["HWB.GS.10"].im == "sa1_g" and c["HWB.GS.10"].medians == [0.6, 0.9, 1.1, 1.5]
     # at the median of a state, half of the assets exceed it
     p = c["EP.S.L.U"].exceedance(np.array([0.26]))
@@ -106,14 +115,18 @@ def test_sample_shape_and_reproducibility(exposure: Exposure, city: City) -> Non
     np.testing.assert_array_equal(a.leaks, b.leaks)
     assert not np.array_equal(a.state, c.state)
     # an int seed is the same as a Generator made from it
-    np.testing.assert_array_equal(sample_damage(exposure, im, 42, n_realizations=50).breaks, a.breaks)
+    np.testing.assert_array_equal(
+        sample_damage(exposure, im, 42, n_realizations=50).breaks, a.breaks
+    )
     # realizations differ from each other
     assert not np.array_equal(a.state[0], a.state[1])
 
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32), perm_seed=st.integers(0, 2**32))
-def test_damage_is_independent_of_asset_order(exposure: Exposure, city: City, seed: int, perm_seed: int) -> None:
+def test_damage_is_independent_of_asset_order(
+    exposure: Exposure, city: City, seed: int, perm_seed: int
+) -> None:
     sub = exposure.take(np.random.default_rng(perm_seed).choice(len(exposure), 300, replace=False))
     im = strong_quake(city).intensities(sub.lon, sub.lat)
     perm = np.random.default_rng(perm_seed + 1).permutation(len(sub))
@@ -124,7 +137,9 @@ def test_damage_is_independent_of_asset_order(exposure: Exposure, city: City, se
     np.testing.assert_array_equal(a.repair_hours[:, perm], b.repair_hours)
 
 
-def test_pipe_repairs_are_poisson_with_the_rate_times_length(exposure: Exposure, city: City) -> None:
+def test_pipe_repairs_are_poisson_with_the_rate_times_length(
+    exposure: Exposure, city: City
+) -> None:
     im = strong_quake(city, 6.0).intensities(exposure.lon, exposure.lat)
     lam = expected_pipe_repairs(exposure, im["pgv_ms"])
     s = sample_damage(exposure, im, 7, n_realizations=400)
@@ -140,7 +155,9 @@ def test_pipe_repairs_are_poisson_with_the_rate_times_length(exposure: Exposure,
     st_ = s.state[:, pipes]
     assert ((st_ == 2) == (s.breaks[:, pipes] > 0)).all()
     assert ((st_ == 1) == ((s.breaks[:, pipes] == 0) & (s.leaks[:, pipes] > 0))).all()
-    np.testing.assert_allclose(s.repair_hours[:, pipes], 8 * s.leaks[:, pipes] + 16 * s.breaks[:, pipes])
+    np.testing.assert_allclose(
+        s.repair_hours[:, pipes], 8 * s.leaks[:, pipes] + 16 * s.breaks[:, pipes]
+    )
 
 
 def test_fragility_states_match_the_lognormal_probabilities(exposure: Exposure) -> None:
@@ -178,28 +195,41 @@ def test_bad_inputs_are_reported(exposure: Exposure) -> None:
     with pytest.raises(HazardError, match="intensity 'pgv_ms' is needed"):
         sample_damage(exposure, {"pga_g": np.zeros(len(exposure))}, 1)
     with pytest.raises(HazardError, match="has shape"):
-        sample_damage(exposure, {"pga_g": np.zeros(3), "pgv_ms": np.zeros(3), "sa1_g": np.zeros(3)}, 1)
+        sample_damage(
+            exposure, {"pga_g": np.zeros(3), "pgv_ms": np.zeros(3), "sa1_g": np.zeros(3)}, 1
+        )
     with pytest.raises(HazardError, match="n_realizations must be at least 1"):
         sample_damage(exposure, {}, 1, n_realizations=0)
 
 
 def test_fragility_config_errors_name_the_field() -> None:
-    import yaml
     from importlib import resources
 
-    data = yaml.safe_load(resources.files("rescity.simulate").joinpath("config", "fragility.yaml").read_text())
+    import yaml
+
+    data = yaml.safe_load(
+        resources.files("rescity.simulate").joinpath("config", "fragility.yaml").read_text()
+    )
     bad = dict(data)
-    bad["curves"] = dict(data["curves"]) | {"X": {"im": "pga_g", "medians": [0.5, 0.2, 0.6, 0.9],
-                                                  "betas": [0.5] * 4}}
+    bad["curves"] = dict(data["curves"]) | {
+        "X": {"im": "pga_g", "medians": [0.5, 0.2, 0.6, 0.9], "betas": [0.5] * 4}
+    }
     with pytest.raises(DamageConfigError, match="curves.X.medians.*must not decrease"):
         load_fragility(bad)
-    bad = dict(data) | {"assignments": [{"network_type": "power", "kinds": ["substation"], "curve": "nope"}]}
+    bad = dict(data) | {
+        "assignments": [{"network_type": "power", "kinds": ["substation"], "curve": "nope"}]
+    }
     with pytest.raises(DamageConfigError, match="unknown curve 'nope'"):
         load_fragility(bad)
 
 
 @settings(max_examples=30, deadline=None)
-@given(lam=st.floats(0.0, 40.0), n=st.integers(0, 30), p=st.floats(0.01, 0.99), u=st.floats(1e-9, 1 - 1e-9))
+@given(
+    lam=st.floats(0.0, 40.0),
+    n=st.integers(0, 30),
+    p=st.floats(0.01, 0.99),
+    u=st.floats(1e-9, 1 - 1e-9),
+)
 def test_inverse_cdfs_match_scipy(lam: float, n: int, p: float, u: float) -> None:
     got = int(poisson_ppf(np.array([u]), np.array([lam]))[0])
     want = 0 if lam == 0 else int(stats.poisson.ppf(u, lam))

@@ -47,7 +47,9 @@ def test_pga_reproduces_wntr_reference_values_at_1_km() -> None:
 def test_repair_rate_reproduces_ala2001_reference_value() -> None:
     assert float(repair_rate_ala2001_per_m(0.0531)) == pytest.approx(1.2823e-5, rel=1e-4)
     # the PGV 0.0531 m/s is Yu & Jin (rock) at R = 1 km, M = 5
-    assert float(quake().pgv_ms_at_distance(1000.0, "yu_jin_rock")) == pytest.approx(0.0531, abs=5e-5)
+    assert float(quake().pgv_ms_at_distance(1000.0, "yu_jin_rock")) == pytest.approx(
+        0.0531, abs=5e-5
+    )
 
 
 def test_ground_motion_is_wntr_own_on_net3() -> None:
@@ -59,11 +61,17 @@ def test_ground_motion_is_wntr_own_on_net3() -> None:
     r = ref.distance_to_epicenter(wn, element_type=wntr.network.Junction)
     eq = quake(magnitude=6.5)
     for model, method in (("kawashima", 1), ("baag", 2), ("lee_cho", 3), ("average", None)):
-        np.testing.assert_allclose(eq.pga_g_at_distance(r.values, model),
-                                   ref.pga_attenuation_model(r, method=method).values, rtol=1e-12)
+        np.testing.assert_allclose(
+            eq.pga_g_at_distance(r.values, model),
+            ref.pga_attenuation_model(r, method=method).values,
+            rtol=1e-12,
+        )
     for model, method in (("yu_jin_rock", 1), ("yu_jin_soil", 2), ("average", None)):
-        np.testing.assert_allclose(eq.pgv_ms_at_distance(r.values, model),
-                                   ref.pgv_attenuation_model(r, method=method).values, rtol=1e-12)
+        np.testing.assert_allclose(
+            eq.pgv_ms_at_distance(r.values, model),
+            ref.pgv_attenuation_model(r, method=method).values,
+            rtol=1e-12,
+        )
 
 
 def test_distances_are_geodesic_metres() -> None:
@@ -74,9 +82,15 @@ def test_distances_are_geodesic_metres() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.floats(3.0, 8.5), d1=st.floats(100.0, 150_000.0), d2=st.floats(100.0, 150_000.0),
-       depth=st.floats(1.0, 60.0))
-def test_ground_motion_decreases_with_distance(m: float, d1: float, d2: float, depth: float) -> None:
+@given(
+    m=st.floats(3.0, 8.5),
+    d1=st.floats(100.0, 150_000.0),
+    d2=st.floats(100.0, 150_000.0),
+    depth=st.floats(1.0, 60.0),
+)
+def test_ground_motion_decreases_with_distance(
+    m: float, d1: float, d2: float, depth: float
+) -> None:
     near, far = sorted((d1, d2))
     eq = quake(magnitude=m, depth_km=depth)
     for model in ("kawashima", "baag", "average"):
@@ -102,22 +116,40 @@ def test_intensities_at_demo_assets(city: City) -> None:
     assert (im["distance_m"] < 5000).all()  # the demo city is a few km across
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("magnitude", -1.0, "magnitude must not be negative"),
-    ("magnitude", 10.5, "magnitude must be at most 10"),
-    ("depth_km", 0.0, "depth_km must be positive"),
-    ("depth_km", -5.0, "depth_km must be positive"),
-    ("lat", 95.0, "latitude must be in"),
-])
-def test_bad_earthquake_is_rejected_naming_the_field(field: str, value: float, message: str) -> None:
-    spec = {"kind": "earthquake", "lon": 24.9, "lat": 60.2, "magnitude": 6.0, "depth_km": 10.0, field: value}
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("magnitude", -1.0, "magnitude must not be negative"),
+        ("magnitude", 10.5, "magnitude must be at most 10"),
+        ("depth_km", 0.0, "depth_km must be positive"),
+        ("depth_km", -5.0, "depth_km must be positive"),
+        ("lat", 95.0, "latitude must be in"),
+    ],
+)
+def test_bad_earthquake_is_rejected_naming_the_field(
+    field: str, value: float, message: str
+) -> None:
+    spec = {
+        "kind": "earthquake",
+        "lon": 24.9,
+        "lat": 60.2,
+        "magnitude": 6.0,
+        "depth_km": 10.0,
+        field: value,
+    }
     with pytest.raises(HazardError, match=message) as exc:
         load_scenario(spec)
     assert f"field '{field}'" in str(exc.value)
 
 
 def test_epicentre_far_outside_the_city_is_rejected(city: City) -> None:
-    spec = {"kind": "earthquake", "lon": 37.62, "lat": 55.75, "magnitude": 6.0, "depth_km": 10}  # Moscow, ~890 km
+    spec = {
+        "kind": "earthquake",
+        "lon": 37.62,
+        "lat": 55.75,
+        "magnitude": 6.0,
+        "depth_km": 10,
+    }  # Moscow, ~890 km
     with pytest.raises(HazardError, match="epicentre far outside the city"):
         load_scenario(spec, city=city)
     # a larger allowance accepts it; a near epicentre passes the default
@@ -129,9 +161,19 @@ def test_load_scenario_reads_yaml_and_json(tmp_path: object) -> None:
     from pathlib import Path
 
     d = Path(str(tmp_path))
-    (d / "eq.yaml").write_text("kind: earthquake\nlon: 24.94\nlat: 60.17\nmagnitude: 6.5\ndepth_km: 12\n")
-    (d / "rain.json").write_text(json.dumps({"kind": "rainstorm", "return_period_years": 50,
-                                             "duration_min": 60, "method": "alternating_block"}))
+    (d / "eq.yaml").write_text(
+        "kind: earthquake\nlon: 24.94\nlat: 60.17\nmagnitude: 6.5\ndepth_km: 12\n"
+    )
+    (d / "rain.json").write_text(
+        json.dumps(
+            {
+                "kind": "rainstorm",
+                "return_period_years": 50,
+                "duration_min": 60,
+                "method": "alternating_block",
+            }
+        )
+    )
     eq = load_scenario(d / "eq.yaml")
     assert isinstance(eq, Earthquake) and eq.magnitude == 6.5
     rain = load_scenario(d / "rain.json")
@@ -158,9 +200,15 @@ def test_idf_formula_and_unit_conversion() -> None:
 
 
 @pytest.mark.parametrize("method", ["chicago", "alternating_block"])
-@pytest.mark.parametrize(("duration", "step", "r"), [(120, 5, 0.4), (60, 1, 0.35), (180, 10, 0.5), (1440, 60, 0.4)])
-def test_design_storm_total_equals_idf_depth(method: str, duration: int, step: int, r: float) -> None:
-    storm = Rainstorm(method=method, return_period_years=20, duration_min=duration, step_min=step, peak_ratio=r)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("duration", "step", "r"), [(120, 5, 0.4), (60, 1, 0.35), (180, 10, 0.5), (1440, 60, 0.4)]
+)
+def test_design_storm_total_equals_idf_depth(
+    method: str, duration: int, step: int, r: float
+) -> None:
+    storm = Rainstorm(
+        method=method, return_period_years=20, duration_min=duration, step_min=step, peak_ratio=r
+    )  # type: ignore[arg-type]
     h = storm.hyetograph()
     assert len(h.intensity_mm_h) == duration // step
     assert h.total_depth_mm == pytest.approx(float(storm.idf.depth_mm(duration, 20)), rel=1e-9)
@@ -177,14 +225,21 @@ def test_chicago_is_rising_then_falling() -> None:
 
 
 def test_alternating_block_peak_block_is_the_idf_intensity_of_one_step() -> None:
-    storm = Rainstorm(method="alternating_block", return_period_years=10, duration_min=120, step_min=10)
+    storm = Rainstorm(
+        method="alternating_block", return_period_years=10, duration_min=120, step_min=10
+    )
     h = storm.hyetograph()
-    assert h.intensity_mm_h.max() == pytest.approx(float(storm.idf.intensity_mm_h(10, 10)), rel=1e-12)
+    assert h.intensity_mm_h.max() == pytest.approx(
+        float(storm.idf.intensity_mm_h(10, 10)), rel=1e-12
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(p1=st.floats(1.0, 1000.0), p2=st.floats(1.0, 1000.0),
-       method=st.sampled_from(["chicago", "alternating_block"]))
+@given(
+    p1=st.floats(1.0, 1000.0),
+    p2=st.floats(1.0, 1000.0),
+    method=st.sampled_from(["chicago", "alternating_block"]),
+)
 def test_storm_grows_with_return_period(p1: float, p2: float, method: str) -> None:
     lo, hi = sorted((p1, p2))
     a = Rainstorm(method=method, return_period_years=lo, duration_min=120).hyetograph()  # type: ignore[arg-type]
@@ -194,8 +249,13 @@ def test_storm_grows_with_return_period(p1: float, p2: float, method: str) -> No
 
 
 def test_measured_series_and_bad_storms() -> None:
-    s = load_scenario({"kind": "rainstorm", "method": "measured",
-                       "measured": {"step_min": 10, "intensity_mm_h": [0, 6, 30, 12]}})
+    s = load_scenario(
+        {
+            "kind": "rainstorm",
+            "method": "measured",
+            "measured": {"step_min": 10, "intensity_mm_h": [0, 6, 30, 12]},
+        }
+    )
     assert isinstance(s, Rainstorm)
     h = s.hyetograph()
     assert h.total_depth_mm == pytest.approx(8.0) and h.peak_time_min == 20
@@ -206,8 +266,13 @@ def test_measured_series_and_bad_storms() -> None:
     with pytest.raises(HazardError, match="whole number of steps"):
         load_scenario({"kind": "rainstorm", "duration_min": 62, "step_min": 5})
     with pytest.raises(HazardError, match="field 'measured.intensity_mm_h'"):
-        load_scenario({"kind": "rainstorm", "method": "measured",
-                       "measured": {"step_min": 5, "intensity_mm_h": [1, -3]}})
+        load_scenario(
+            {
+                "kind": "rainstorm",
+                "method": "measured",
+                "measured": {"step_min": 5, "intensity_mm_h": [1, -3]},
+            }
+        )
 
 
 # -- point events ---------------------------------------------------------------------------
@@ -216,7 +281,9 @@ def test_pipe_burst_on_a_demo_pipe(city: City) -> None:
     assert isinstance(b, PipeBurst)
     assert b.opening_area_m2(city) == pytest.approx(np.pi * 0.2**2 / 4)
     # orifice equation: Q = Cd A sqrt(2 g h)
-    assert b.discharge_m3s(city, 30.0) == pytest.approx(0.75 * np.pi * 0.01 * np.sqrt(2 * 9.81 * 30))
+    assert b.discharge_m3s(city, 30.0) == pytest.approx(
+        0.75 * np.pi * 0.01 * np.sqrt(2 * 9.81 * 30)
+    )
     leak = PipeBurst(pipe="water:p1", mode="leak", leak_area_m2=0.001, discharge_coeff=0.6)
     leak.check_city(city)
     assert leak.opening_area_m2(city) == 0.001
@@ -250,8 +317,10 @@ def test_power_outage_validates_substation_and_feeder(city: City) -> None:
 def test_gas_leak_near_a_main(city: City) -> None:
     main = city.networks["gas"].links["gp1"]
     p = main.geometry.interpolate(0.5, normalized=True)
-    leak = load_scenario({"kind": "gas_leak", "lon": p.x, "lat": p.y, "release_rate_kg_s": 0.05,
-                          "pipe": "gas:gp1"}, city=city)
+    leak = load_scenario(
+        {"kind": "gas_leak", "lon": p.x, "lat": p.y, "release_rate_kg_s": 0.05, "pipe": "gas:gp1"},
+        city=city,
+    )
     assert isinstance(leak, GasLeak)
     GasLeak(lon=p.x, lat=p.y, release_rate_kg_s=0.05).check_city(city)
     with pytest.raises(HazardError, match="unknown pipe 'nope' in network 'gas'"):

@@ -87,7 +87,7 @@ class PipeClass(_Strict):
 class PipeConfig(_Strict):
     model: Literal["hazus", "ala2001"] = "hazus"
     hazus: HazusPipeRate
-    ala2001: Ala2001PipeRate = Field(default_factory=Ala2001PipeRate)
+    ala2001: Ala2001PipeRate = Ala2001PipeRate.model_validate({})
     leak_fraction: float = Field(ge=0, le=1)
     classes: list[PipeClass]
     brittle_materials: list[str] = Field(default_factory=list)
@@ -124,7 +124,9 @@ class Curve(_Strict):
         if any(not (m > 0) for m in v):
             raise ValueError(f"medians must be positive, got {v}")
         if any(b < a for a, b in zip(v, v[1:], strict=False)):
-            raise ValueError(f"medians must not decrease from one damage state to the next, got {v}")
+            raise ValueError(
+                f"medians must not decrease from one damage state to the next, got {v}"
+            )
         return v
 
     @field_validator("betas")
@@ -168,16 +170,22 @@ class FragilityConfig(_Strict):
             raise ValueError(f"damage_states must start with 'none', got {self.damage_states}")
         for name, c in self.curves.items():
             if len(c.medians) != len(states) or len(c.betas) != len(states):
-                raise ValueError(f"curve {name!r}: expected {len(states)} medians and betas (one per "
-                                 f"state {states}), got {len(c.medians)} and {len(c.betas)}")
+                raise ValueError(
+                    f"curve {name!r}: expected {len(states)} medians and betas (one per "
+                    f"state {states}), got {len(c.medians)} and {len(c.betas)}"
+                )
             hours = self.repair_hours.get(name)
             if hours is None or set(hours) != set(states):
-                raise ValueError(f"repair_hours: curve {name!r} needs hours for exactly {states}, "
-                                 f"got {sorted(hours) if hours else None}")
+                raise ValueError(
+                    f"repair_hours: curve {name!r} needs hours for exactly {states}, "
+                    f"got {sorted(hours) if hours else None}"
+                )
         for a in self.assignments:
             if a.curve not in self.curves:
-                raise ValueError(f"assignment {a.network_type.value}/{a.kinds}: unknown curve {a.curve!r}; "
-                                 f"expected one of {', '.join(self.curves)}")
+                raise ValueError(
+                    f"assignment {a.network_type.value}/{a.kinds}: unknown curve {a.curve!r}; "
+                    f"expected one of {', '.join(self.curves)}"
+                )
         pipe = self.repair_hours.get(PIPE)
         if pipe is None or set(pipe) != {"leak", "break"}:
             raise ValueError("repair_hours.pipe needs hours for 'leak' and 'break'")
@@ -193,7 +201,11 @@ def load_fragility(source: str | Path | Mapping[str, Any] | None = None) -> Frag
     """Read the fragility config: a path, a mapping, or None for the packaged default."""
     where = "fragility config"
     if source is None:
-        text = resources.files("rescity.simulate").joinpath("config", DEFAULT_FRAGILITY).read_text("utf-8")
+        text = (
+            resources.files("rescity.simulate")
+            .joinpath("config", DEFAULT_FRAGILITY)
+            .read_text("utf-8")
+        )
         data: Any = yaml.safe_load(text)
         where = f"packaged {DEFAULT_FRAGILITY}"
     elif isinstance(source, Mapping):
@@ -211,15 +223,21 @@ def load_fragility(source: str | Path | Mapping[str, Any] | None = None) -> Frag
 
 
 # -- repair rates ----------------------------------------------------------------------
-def hazus_repair_rate_per_km(pgv_cms: Any, ductile: Any = False, config: FragilityConfig | None = None) -> np.ndarray:
+def hazus_repair_rate_per_km(
+    pgv_cms: Any, ductile: Any = False, config: FragilityConfig | None = None
+) -> np.ndarray:
     """Hazus pipe repair rate under shaking (repairs/km): 0.0001 · PGV^2.25 (PGV in cm/s)
     for brittle pipe, × 0.3 for ductile (coefficients from the config)."""
     h = (config or load_fragility()).pipes.hazus
     rr = h.coefficient_per_km * np.power(np.asarray(pgv_cms, dtype=float), h.exponent)
-    return np.asarray(np.where(np.asarray(ductile, dtype=bool), rr * h.ductile_factor, rr), dtype=float)
+    return np.asarray(
+        np.where(np.asarray(ductile, dtype=bool), rr * h.ductile_factor, rr), dtype=float
+    )
 
 
-def pipe_repair_rate_per_m(pgv_ms: Any, ductile: Any, config: FragilityConfig | None = None) -> np.ndarray:
+def pipe_repair_rate_per_m(
+    pgv_ms: Any, ductile: Any, config: FragilityConfig | None = None
+) -> np.ndarray:
     """Repair rate (repairs/m) by the config's pipe model (``hazus`` or ``ala2001``); PGV in m/s."""
     cfg = config or load_fragility()
     pgv = np.asarray(pgv_ms, dtype=float)
@@ -253,11 +271,17 @@ class Exposure:
     def take(self, idx: Sequence[int] | np.ndarray) -> Exposure:
         """The assets at positions ``idx`` (a subset or a permutation)."""
         i = np.asarray(idx, dtype=int)
-        return Exposure(self.uids[i], self.model[i], self.length_m[i], self.ductile[i], self.lon[i], self.lat[i])
+        return Exposure(
+            self.uids[i], self.model[i], self.length_m[i], self.ductile[i], self.lon[i], self.lat[i]
+        )
 
     @classmethod
-    def from_city(cls, city: City, config: FragilityConfig | None = None,
-                  networks: Sequence[str] | None = None) -> Exposure:
+    def from_city(
+        cls,
+        city: City,
+        config: FragilityConfig | None = None,
+        networks: Sequence[str] | None = None,
+    ) -> Exposure:
         """Every pipe (by the config's pipe classes) and every asset with a fragility
         assignment, in the networks ``networks`` (default: all)."""
         cfg = config or load_fragility()
@@ -285,8 +309,14 @@ class Exposure:
                     lengths.append(float("nan"))
                     ductile.append(False)
         lon, lat = asset_positions(city, uids)
-        return cls(np.asarray(uids, dtype=object), np.asarray(models, dtype=object),
-                   np.asarray(lengths, dtype=float), np.asarray(ductile, dtype=bool), lon, lat)
+        return cls(
+            np.asarray(uids, dtype=object),
+            np.asarray(models, dtype=object),
+            np.asarray(lengths, dtype=float),
+            np.asarray(ductile, dtype=bool),
+            lon,
+            lat,
+        )
 
 
 def _length_m(link: Link) -> float:
@@ -312,8 +342,14 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 def uid_hashes(uids: Sequence[str] | np.ndarray) -> np.ndarray:
     """A stable 64-bit hash of each uid (BLAKE2b), as uint64."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=8).digest(), "little")
-                        for u in uids), dtype=np.uint64, count=len(uids))
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=8).digest(), "little")
+            for u in uids
+        ),
+        dtype=np.uint64,
+        count=len(uids),
+    )
 
 
 def asset_uniforms(key: int, hashes: np.ndarray, n_realizations: int, stream: int) -> np.ndarray:
@@ -362,10 +398,17 @@ class DamageSample:
         """The damaged assets of one realization, as rows (uid, model, state, leaks,
         breaks, repair_hours), sorted by uid."""
         idx = np.flatnonzero(self.state[realization] > 0)
-        rows = [{"uid": str(self.uids[i]), "model": str(self.model[i]),
-                 "state": self.state_name(realization, int(i)),
-                 "leaks": int(self.leaks[realization, i]), "breaks": int(self.breaks[realization, i]),
-                 "repair_hours": float(self.repair_hours[realization, i])} for i in idx]
+        rows = [
+            {
+                "uid": str(self.uids[i]),
+                "model": str(self.model[i]),
+                "state": self.state_name(realization, int(i)),
+                "leaks": int(self.leaks[realization, i]),
+                "breaks": int(self.breaks[realization, i]),
+                "repair_hours": float(self.repair_hours[realization, i]),
+            }
+            for i in idx
+        ]
         return sorted(rows, key=lambda r: r["uid"])
 
 
@@ -439,8 +482,13 @@ def binom_ppf(u: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
     return flat.reshape(u.shape)
 
 
-def sample_damage(assets: Exposure, intensities: Mapping[str, Any], rng: np.random.Generator | int,
-                  n_realizations: int = 1, config: FragilityConfig | None = None) -> DamageSample:
+def sample_damage(
+    assets: Exposure,
+    intensities: Mapping[str, Any],
+    rng: np.random.Generator | int,
+    n_realizations: int = 1,
+    config: FragilityConfig | None = None,
+) -> DamageSample:
     """Sample damage states of ``assets`` under ``intensities`` (``{im: array}``, each
     of shape (n_assets,) or (n_realizations, n_assets); pipes need ``pgv_ms``, curves
     their own ``im``) for ``n_realizations`` realizations, reproducibly from ``rng``
@@ -459,8 +507,10 @@ def sample_damage(assets: Exposure, intensities: Mapping[str, Any], rng: np.rand
 
     def im(name: str, cols: np.ndarray) -> np.ndarray:
         if name not in intensities:
-            raise HazardError(f"intensity {name!r} is needed (for {assets.uids[cols[0]]!r}) but not given; "
-                              f"given: {', '.join(intensities)}")
+            raise HazardError(
+                f"intensity {name!r} is needed (for {assets.uids[cols[0]]!r}) but not given; "
+                f"given: {', '.join(intensities)}"
+            )
         a = np.asarray(intensities[name], dtype=float)
         if a.shape not in ((n,), shape):
             raise HazardError(f"intensity {name!r} has shape {a.shape}; expected ({n},) or {shape}")
@@ -486,7 +536,9 @@ def sample_damage(assets: Exposure, intensities: Mapping[str, Any], rng: np.rand
         cols = np.flatnonzero(assets.model == name)
         curve = cfg.curves.get(str(name))
         if curve is None:
-            raise HazardError(f"unknown fragility curve {name!r}; expected one of {', '.join(cfg.curves)}")
+            raise HazardError(
+                f"unknown fragility curve {name!r}; expected one of {', '.join(cfg.curves)}"
+            )
         p = curve.exceedance(im(curve.im, cols))
         u = asset_uniforms(key, hashes[cols], n_realizations, 3)
         ds = (u[..., None] < p).sum(axis=-1).astype(np.int8)
@@ -494,14 +546,20 @@ def sample_damage(assets: Exposure, intensities: Mapping[str, Any], rng: np.rand
         table = np.asarray([0.0] + [cfg.repair_hours[str(name)][s] for s in states])
         hours[:, cols] = table[ds]
 
-    return DamageSample(assets.uids, assets.model, state, leaks, breaks, hours, tuple(cfg.damage_states))
+    return DamageSample(
+        assets.uids, assets.model, state, leaks, breaks, hours, tuple(cfg.damage_states)
+    )
 
 
-def expected_pipe_repairs(assets: Exposure, pgv_ms: Any, config: FragilityConfig | None = None) -> np.ndarray:
+def expected_pipe_repairs(
+    assets: Exposure, pgv_ms: Any, config: FragilityConfig | None = None
+) -> np.ndarray:
     """Mean number of repairs RR · L of each asset (0 for non-pipes), PGV in m/s."""
     cfg = config or load_fragility()
     out = np.zeros(len(assets))
     pipes = assets.model == PIPE
     pgv = np.broadcast_to(np.asarray(pgv_ms, dtype=float), (len(assets),))
-    out[pipes] = pipe_repair_rate_per_m(pgv[pipes], assets.ductile[pipes], cfg) * assets.length_m[pipes]
+    out[pipes] = (
+        pipe_repair_rate_per_m(pgv[pipes], assets.ductile[pipes], cfg) * assets.length_m[pipes]
+    )
     return out

@@ -46,7 +46,7 @@ def format_validation_error(exc: ValidationError, what: str = "scenario") -> str
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         msg = err["msg"]
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         got = err.get("input")
         if err["type"] in ("missing",):
             lines.append(f"{what} field {loc!r}: required field is missing")

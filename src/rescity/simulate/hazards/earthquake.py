@@ -54,7 +54,9 @@ NEWMARK_HALL_VELOCITY_AMPLIFICATION = 1.65
 G_MS2 = 9.81
 
 
-def repair_rate_ala2001_per_m(pgv_ms: Any, c: Any = 1.0, method: Literal["linear", "power"] = "linear") -> np.ndarray:
+def repair_rate_ala2001_per_m(
+    pgv_ms: Any, c: Any = 1.0, method: Literal["linear", "power"] = "linear"
+) -> np.ndarray:
     """ALA (2001) buried-pipe repair rate (repairs per metre), by WNTR's
     ``Earthquake.repair_rate_model``.
 
@@ -63,7 +65,9 @@ def repair_rate_ala2001_per_m(pgv_ms: Any, c: Any = 1.0, method: Literal["linear
     1000 ft, converted to per metre by × 3.28 / 1000. ``C`` is the correction factor
     (ALA's K1 for the pipe material and joints; 1 for cast iron)."""
     eq = wntr.scenario.Earthquake((0.0, 0.0), 0.0, 1.0)
-    rr = eq.repair_rate_model(np.asarray(pgv_ms, dtype=float), C=c, method=1 if method == "linear" else 2)
+    rr = eq.repair_rate_model(
+        np.asarray(pgv_ms, dtype=float), C=c, method=1 if method == "linear" else 2
+    )
     return np.asarray(rr, dtype=float)
 
 
@@ -81,7 +85,9 @@ class Earthquake(HazardSpec):
     depth_km: float = Field(10.0, description="focal depth, km")
     pga_model: Literal["kawashima", "baag", "lee_cho", "average"] = "kawashima"
     pgv_model: Literal["yu_jin_rock", "yu_jin_soil", "average"] = "average"
-    max_distance_km: float = Field(300.0, gt=0, description="largest allowed distance from the city centre, km")
+    max_distance_km: float = Field(
+        300.0, gt=0, description="largest allowed distance from the city centre, km"
+    )
 
     @field_validator("lon")
     @classmethod
@@ -169,7 +175,10 @@ class Earthquake(HazardSpec):
 
     def check_city(self, city: City) -> None:
         """Reject an epicentre farther than ``max_distance_km`` from the city centre."""
-        d_km = float(geodesic_distance_m(city.center[0], city.center[1], self.lon, self.lat)[0]) / 1000.0
+        d_km = (
+            float(geodesic_distance_m(city.center[0], city.center[1], self.lon, self.lat)[0])
+            / 1000.0
+        )
         if d_km > self.max_distance_km:
             raise HazardError(
                 f"epicentre far outside the city: ({self.lon}, {self.lat}) is {d_km:.1f} km from "

@@ -21,8 +21,11 @@ from rescity.model import City, NetworkType, split_uid
 from .base import HazardError, HazardSpec
 
 #: link kinds a burst may hit, by network type
-PIPE_KINDS = {NetworkType.WATER: {"pipe"}, NetworkType.GAS: {"main", "pipe", "service"},
-              NetworkType.DRAINAGE: {"conduit"}}
+PIPE_KINDS = {
+    NetworkType.WATER: {"pipe"},
+    NetworkType.GAS: {"main", "pipe", "service"},
+    NetworkType.DRAINAGE: {"conduit"},
+}
 SUBSTATION_KINDS = {"substation", "distribution_substation", "bus", "grid_supply"}
 FEEDER_KINDS = {"line", "transformer"}
 
@@ -75,18 +78,26 @@ class PipeBurst(HazardSpec):
         """Orifice outflow Q = Cd A sqrt(2 g h) (m³/s) at pressure head ``pressure_head_m`` (m)."""
         if pressure_head_m <= 0:
             return 0.0
-        return self.discharge_coeff * self.opening_area_m2(city) * math.sqrt(2 * 9.81 * pressure_head_m)
+        return (
+            self.discharge_coeff
+            * self.opening_area_m2(city)
+            * math.sqrt(2 * 9.81 * pressure_head_m)
+        )
 
     def _link(self, city: City):  # type: ignore[no-untyped-def]
         net_name, eid = split_uid(self.pipe)
         net = city.networks.get(net_name)
         if net is None:
-            raise HazardError(f"unknown network {net_name!r} (field 'pipe'); the city has "
-                              f"{', '.join(sorted(city.networks))}")
+            raise HazardError(
+                f"unknown network {net_name!r} (field 'pipe'); the city has "
+                f"{', '.join(sorted(city.networks))}"
+            )
         kinds = PIPE_KINDS.get(net.type)
         if kinds is None:
-            raise HazardError(f"network {net_name!r} is a {net.type.value} network, which has no pipes "
-                              "(field 'pipe')")
+            raise HazardError(
+                f"network {net_name!r} is a {net.type.value} network, which has no pipes "
+                "(field 'pipe')"
+            )
         link = net.links.get(eid)
         if link is None or link.kind not in kinds:
             what = f" (it is a {link.kind})" if link is not None else ""
@@ -132,11 +143,15 @@ class PowerOutage(HazardSpec):
         return self.substation if self.substation is not None else self.feeder  # type: ignore[return-value]
 
     def check_city(self, city: City) -> None:
-        field, kinds = ("substation", SUBSTATION_KINDS) if self.substation else ("feeder", FEEDER_KINDS)
+        field, kinds = (
+            ("substation", SUBSTATION_KINDS) if self.substation else ("feeder", FEEDER_KINDS)
+        )
         net_name, eid = split_uid(self.asset)
         net = city.networks.get(net_name)
         if net is None or net.type != NetworkType.POWER:
-            raise HazardError(f"unknown {field} {eid!r}: {net_name!r} is not a power network of the city")
+            raise HazardError(
+                f"unknown {field} {eid!r}: {net_name!r} is not a power network of the city"
+            )
         el = net.nodes.get(eid) if field == "substation" else net.links.get(eid)
         if el is None or el.kind not in kinds:
             what = f" (it is a {el.kind})" if el is not None else ""
@@ -178,8 +193,12 @@ class GasLeak(HazardSpec):
             geoms = [link.geometry]
             what = f"pipe {self.pipe!r}"
         else:
-            geoms = [e.geometry for net in city.networks.values() if net.type == NetworkType.GAS
-                     for e in net.elements()]
+            geoms = [
+                e.geometry
+                for net in city.networks.values()
+                if net.type == NetworkType.GAS
+                for e in net.elements()
+            ]
             if not geoms:
                 raise HazardError("the city has no gas network for a gas leak")
             what = "the nearest gas asset"

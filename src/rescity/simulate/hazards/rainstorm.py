@@ -69,7 +69,11 @@ class IDFCurve(BaseModel):
     def intensity_mm_min(self, t_min: float | np.ndarray, return_period_years: float) -> np.ndarray:
         """Average intensity over a duration ``t_min`` (min): i = A1 (1 + C lg P)/(t + b)^n, mm/min."""
         t = np.asarray(t_min, dtype=float)
-        return self.a1_mm_min * (1.0 + self.c * math.log10(return_period_years)) / np.power(t + self.b_min, self.n)
+        return (
+            self.a1_mm_min
+            * (1.0 + self.c * math.log10(return_period_years))
+            / np.power(t + self.b_min, self.n)
+        )
 
     def intensity_mm_h(self, t_min: float | np.ndarray, return_period_years: float) -> np.ndarray:
         """Average intensity in mm/h (60 × the mm/min value)."""
@@ -122,8 +126,13 @@ class Hyetograph:
         return self.peak_index * self.step_min
 
 
-def chicago(idf: IDFCurve, return_period_years: float, duration_min: float, step_min: float,
-            peak_ratio: float) -> Hyetograph:
+def chicago(
+    idf: IDFCurve,
+    return_period_years: float,
+    duration_min: float,
+    step_min: float,
+    peak_ratio: float,
+) -> Hyetograph:
     """The Chicago hyetograph (Keifer and Chu 1957), integrated exactly over each step."""
     n_steps = _n_steps(duration_min, step_min)
     r = peak_ratio
@@ -132,9 +141,12 @@ def chicago(idf: IDFCurve, return_period_years: float, duration_min: float, step
 
     def cumulative(t: np.ndarray) -> np.ndarray:
         t = np.clip(t, 0.0, d)
-        before = r * idf.depth_mm(d, return_period_years) - r * idf.depth_mm((t_peak - np.minimum(t, t_peak)) / r,
-                                                                           return_period_years)
-        after = (1.0 - r) * idf.depth_mm(np.maximum(t - t_peak, 0.0) / (1.0 - r), return_period_years)
+        before = r * idf.depth_mm(d, return_period_years) - r * idf.depth_mm(
+            (t_peak - np.minimum(t, t_peak)) / r, return_period_years
+        )
+        after = (1.0 - r) * idf.depth_mm(
+            np.maximum(t - t_peak, 0.0) / (1.0 - r), return_period_years
+        )
         return np.asarray(before + after, dtype=float)
 
     edges = np.arange(n_steps + 1) * step_min
@@ -142,8 +154,13 @@ def chicago(idf: IDFCurve, return_period_years: float, duration_min: float, step
     return Hyetograph(step_min, depths * 60.0 / step_min, "chicago")
 
 
-def alternating_block(idf: IDFCurve, return_period_years: float, duration_min: float, step_min: float,
-                      peak_ratio: float) -> Hyetograph:
+def alternating_block(
+    idf: IDFCurve,
+    return_period_years: float,
+    duration_min: float,
+    step_min: float,
+    peak_ratio: float,
+) -> Hyetograph:
     """The alternating-block hyetograph: IDF depth increments, largest at the peak step,
     then alternately after and before it (the side that runs out gives way)."""
     n_steps = _n_steps(duration_min, step_min)
@@ -170,7 +187,9 @@ def alternating_block(idf: IDFCurve, return_period_years: float, duration_min: f
 def _n_steps(duration_min: float, step_min: float) -> int:
     n = duration_min / step_min
     if abs(n - round(n)) > 1e-9 or round(n) < 1:
-        raise ValueError(f"duration_min ({duration_min}) must be a whole number of steps of {step_min} min")
+        raise ValueError(
+            f"duration_min ({duration_min}) must be a whole number of steps of {step_min} min"
+        )
     return int(round(n))
 
 
@@ -203,8 +222,10 @@ class Rainstorm(HazardSpec):
     return_period_years: float = Field(10.0, description="return period P, years")
     duration_min: float = Field(120.0, gt=0, description="storm duration, minutes")
     step_min: float = Field(5.0, gt=0, description="hyetograph step, minutes")
-    peak_ratio: float = Field(0.4, gt=0, lt=1, description="peak position as a fraction of the duration")
-    idf: IDFCurve = Field(default_factory=IDFCurve)
+    peak_ratio: float = Field(
+        0.4, gt=0, lt=1, description="peak position as a fraction of the duration"
+    )
+    idf: IDFCurve = IDFCurve.model_validate({})
     measured: MeasuredSeries | None = None
 
     @field_validator("return_period_years")
@@ -220,10 +241,14 @@ class Rainstorm(HazardSpec):
     def _consistent(self) -> Rainstorm:
         if self.method == "measured":
             if self.measured is None:
-                raise ValueError("method 'measured' needs the field 'measured' (step_min, intensity_mm_h)")
+                raise ValueError(
+                    "method 'measured' needs the field 'measured' (step_min, intensity_mm_h)"
+                )
             return self
         if self.measured is not None:
-            raise ValueError(f"field 'measured' is given but method is {self.method!r}; use method 'measured'")
+            raise ValueError(
+                f"field 'measured' is given but method is {self.method!r}; use method 'measured'"
+            )
         if 1.0 + self.idf.c * math.log10(self.return_period_years) <= 0:
             raise ValueError(
                 f"return_period_years {self.return_period_years} makes 1 + C lg P <= 0 for C = {self.idf.c}"
@@ -241,7 +266,12 @@ class Rainstorm(HazardSpec):
         """The storm's intensity series (mm/h at ``step_min``)."""
         if self.method == "measured":
             assert self.measured is not None
-            return Hyetograph(self.measured.step_min, np.asarray(self.measured.intensity_mm_h, dtype=float),
-                              "measured")
+            return Hyetograph(
+                self.measured.step_min,
+                np.asarray(self.measured.intensity_mm_h, dtype=float),
+                "measured",
+            )
         fn = chicago if self.method == "chicago" else alternating_block
-        return fn(self.idf, self.return_period_years, self.duration_min, self.step_min, self.peak_ratio)
+        return fn(
+            self.idf, self.return_period_years, self.duration_min, self.step_min, self.peak_ratio
+        )

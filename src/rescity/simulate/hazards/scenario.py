@@ -58,13 +58,18 @@ def load_scenario(source: str | Path | dict[str, Any], city: City | None = None)
         try:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise HazardError(f"{where}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                              f"{exc}") from None
+            raise HazardError(
+                f"{where}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"
+            ) from None
     if not isinstance(data, dict):
-        raise HazardError(f"{where}: expected a mapping with a 'kind' field, found {type(data).__name__}")
+        raise HazardError(
+            f"{where}: expected a mapping with a 'kind' field, found {type(data).__name__}"
+        )
     kind = data.get("kind")
     if kind not in HAZARD_KINDS:
-        raise HazardError(f"{where} field 'kind': expected one of {', '.join(HAZARD_KINDS)}, found {kind!r}")
+        raise HazardError(
+            f"{where} field 'kind': expected one of {', '.join(HAZARD_KINDS)}, found {kind!r}"
+        )
     try:
         hazard = _ADAPTER.validate_python(data)
     except ValidationError as exc:
