@@ -93,3 +93,16 @@ def test_a_main_break_sized_inflow_is_out_of_the_calibrated_range(city):
     src.ingest(batch, t)
     assert src.stats["gated_rows"] == 1 and src.first_gated_ms == t
     assert np.all(src.inflow_hi_m3s < 0.15)
+
+
+def test_the_fitted_detector_is_cached_by_its_inputs(city, tmp_path):
+    from rescity.service.leaks import cache_key
+
+    ws = water_sensors(city)
+    k1, _ = cache_key(city, ws, days=7, seed=1, detector_params={})
+    k2, _ = cache_key(city, ws, days=7, seed=1, detector_params={})  # the INP is written again
+    assert k1 == k2
+    assert k1 != cache_key(city, ws, days=7, seed=2, detector_params={})[0]
+    assert k1 != cache_key(city, ws, days=7, seed=1, detector_params={"threshold": 60.0})[0]
+    first = fit_demo_leak_model(city)  # the default cache (./.rescity/cache), fitted once per key
+    assert fit_demo_leak_model(city).cached and fit_demo_leak_model(city).key == first.key

@@ -161,7 +161,9 @@ def cache_key(city: City, sensors: WaterSensors, *, days: int, seed: int,
     with tempfile.TemporaryDirectory() as tmp:
         write_epanet(city.networks[network], f"{tmp}/w.inp")
         inp = Path(f"{tmp}/w.inp").read_text()
-    doc = {"version": CACHE_VERSION, "inp": hashlib.sha256(inp.encode()).hexdigest(),
+    # the INP's "; Created: <time>" comment changes with every write: not an input
+    stable = "\n".join(ln for ln in inp.splitlines() if not ln.startswith("; Created"))
+    doc = {"version": CACHE_VERSION, "inp": hashlib.sha256(stable.encode()).hexdigest(),
            "sensors": asdict(sensors), "days": days, "seed": seed, "noise": day.NOISE,
            "step_ms": day.STEP_MS, "day_start_ms": day.DAY_START_MS,
            "ranges": {s.id: [s.low, s.high] for s in city.sensors.values() if s.asset.startswith(f"{network}:")},
