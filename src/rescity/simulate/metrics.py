@@ -19,6 +19,7 @@ robustness (打不垮)        min_t Q(t)                                        
 loss of resilience R       ∫_{t0}^{t1} (100 - Q(t)) dt  (Bruneau et al. 2003)  %·h
 resilience index           ∫_{t0}^{t1} Q(t) dt / (100 (t1 - t0))               1
 time to recover to L       inf{τ >= t_min : Q(t) >= L for all t in [τ, t1]}    h
+                           (t0 if Q never falls below L)
 time below threshold L     |{t in [t0, t1] : Q(t) < L}|                        h
 =========================  ==================================================  ========
 
@@ -140,7 +141,7 @@ def evaluate(t_h: ArrayLike, q_pct: ArrayLike, at_h: ArrayLike, *, side: str = "
         t0, t1 = t[ki - 1], t[ki]  # t0 < x < t1
         out[inner] = q[ki - 1] + (q[ki] - q[ki - 1]) * (x[inner] - t0) / (t1 - t0)
     out = out.astype(float)
-    return out.reshape(np.shape(at_h)) if np.ndim(at_h) else out
+    return out.reshape(np.shape(at_h))
 
 
 def resample(curve: CurveLike, grid_h: ArrayLike) -> Curve:
@@ -261,16 +262,19 @@ def time_to_recover(t_h: ArrayLike, q_pct: ArrayLike, level: float = 95.0) -> fl
 
         τ_L = inf{τ >= t_min : Q(t) >= L for all t in [τ, t_end]}
 
-    interpolated on the last rising segment that crosses L. If the minimum is already at
-    or above L, τ_L = t_min. ``None`` if Q is below L at the end of the curve (it never
-    recovers within it). Since the curve is the same, τ_95 <= τ_100 whenever both exist."""
+    interpolated on the rising segment after the last sample below L. That last sample is
+    never before the minimum (the minimum is itself below L), so the search needs no t_min
+    and does not depend on which of several equal minima is taken. If Q never falls below
+    L there is nothing to recover: τ_L = t_start (the curve's first time). ``None`` if Q is
+    below L at the end of the curve (no recovery within it). τ_95 <= τ_100 whenever both
+    exist. A level within 1e-9 percentage points of L counts as L (float rounding of
+    computed curves, e.g. 99.99999999999999 after summing repairs)."""
     t, q = as_curve(t_h, q_pct)
     if not 0.0 <= level <= FULL:
         raise ValueError(f"the recovery level is a percentage in 0..100, got {level}")
-    i_min = int(np.argmin(q))
-    if q[i_min] >= level:
-        return float(t[i_min])
-    below = np.nonzero(q[i_min:] < level)[0] + i_min
+    below = np.nonzero(q < level - _Q_TOL)[0]
+    if below.size == 0:
+        return float(t[0])
     i = int(below[-1])  # the last sample below the level
     if i == t.size - 1:
         return None
@@ -296,7 +300,7 @@ def time_below(t_h: ArrayLike, q_pct: ArrayLike, threshold: float = 100.0,
         elif qa < threshold <= qb:
             total += dt * (threshold - qa) / (qb - qa)
         elif qb < threshold <= qa:
-            total += dt * (qa - threshold) / (qa - qb)
+            total += dt * (threshold - qb) / (qa - qb)
     return float(total)
 
 
