@@ -1,0 +1,334 @@
+"""Water supply engine: WNTR's WNTRSimulator with pressure-driven demand.
+
+:func:`water_model` turns the twin's water network into a
+``wntr.network.WaterNetworkModel`` (the native WNTR model with the twin's values
+applied, exactly what :func:`rescity.io.epanet.write_epanet` writes, without the file).
+:func:`run_water` applies the conditions and simulates the horizon:
+
+* :class:`~.conditions.Leak` on a pipe: the pipe is split at its midpoint
+  (``wntr.morph.split_pipe``) and the new junction leaks through ``area_m2``; on a
+  junction: the junction leaks. Outflow q = Cd A sqrt(2 g h) (m3/s), WNTR's leak model,
+  from ``start_s`` to ``end_s`` (the repair).
+* :class:`~.conditions.Break` on a pipe: ``wntr.morph.break_pipe`` disconnects the two
+  halves, each end leaking through the full section A = pi d^2 / 4; the repair at
+  ``end_s`` stops both leaks and reconnects the halves (a short bypass pipe of the same
+  diameter, closed during the break, is opened).
+* :class:`~.conditions.Closure` of a pipe or valve: the link is closed from ``start_s``
+  and reopened at ``end_s`` (a closed broken pipe closes both halves: the break is
+  isolated).
+* :class:`~.conditions.Outage` of a pump: WNTR's pump outage (a very-high-priority rule
+  holds the pump closed, over the model's own level controls); of a tank or reservoir:
+  every link connected to it is closed (the source is unavailable).
+
+Pressure-driven demand (Wagner et al. 1988, WNTR's PDD): a junction receives
+d = D (p - p_min)^e / (p_req - p_min)^e for p_min < p < p_req, D above p_req and 0 below
+p_min (D the expected demand, p the pressure head in m, e = 0.5).
+
+Service level of a customer (a junction with base demand > 0) at time t: served demand
+over expected demand, d(t) / D(t), clipped to [0, 1] (1 when nothing is expected then);
+overall: total served over total expected demand. A customer is without water when its
+level is below a threshold (0.5 by default).
+
+Limits: WNTRSimulator solves the network at every report step (no sub-step dynamics);
+condition times are rounded up to the next step; water quality is not simulated.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from rescity.model.enums import NetworkType
+from rescity.model.network import Network
+
+from .conditions import (
+    Break,
+    Closure,
+    Condition,
+    Leak,
+    Outage,
+    UnknownElementError,
+    for_network,
+    time_grid,
+)
+from .result import ServiceResult
+
+if TYPE_CHECKING:
+    import wntr
+
+#: default PDD pressures (m of head): no water below, full demand above
+MINIMUM_PRESSURE_M = 0.0
+REQUIRED_PRESSURE_M = 20.0
+#: a customer below this service level is counted as without water
+WITHOUT_WATER_BELOW = 0.5
+#: length of the bypass that reconnects a repaired break (m)
+_REPAIR_LENGTH_M = 1.0
+
+
+def water_model(network: Network) -> wntr.network.WaterNetworkModel:
+    """The WNTR model of a water network: its native model with the twin's nodes, links
+    and attributes applied (the same model :func:`rescity.io.epanet.write_epanet` writes,
+    built in memory). Link names are the file's ids (``attrs["file_id"]``)."""
+    import wntr
+
+    from rescity.io import epanet
+
+    if network.type is not NetworkType.WATER:
+        raise ValueError(f"network {network.name!r} is {network.type.value}, not water")
+    net = network.with_file_ids()
+    # io/epanet.py has no public in-memory export yet; these are write_epanet's steps
+    data, _units = epanet._native_model(net)
+    removed = epanet._sync_nodes(data, net) | epanet._sync_links(data, net)
+    epanet._prune(data, removed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return wntr.network.from_dict(data)
+
+
+@dataclass
+class WaterResult(ServiceResult):
+    """Hydraulics of one run. Frames are indexed by ``t_s``; columns are asset uids.
+
+    * ``service``: customers' served fraction d/D (0..1); ``weights``: expected demand D
+      (m3/s) of each customer at each time.
+    * ``demand_m3s`` / ``expected_m3s``: served and expected demand of the customers (m3/s).
+    * ``pressure_m``: pressure head at the twin's junctions (m).
+    * ``leak_m3s``: outflow of each leak or break (m3/s), columns named by the condition's
+      uid (a break's two ends are summed).
+    """
+
+    demand_m3s: pd.DataFrame = field(default_factory=pd.DataFrame)
+    expected_m3s: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pressure_m: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leak_m3s: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def without_water(self, threshold: float = WITHOUT_WATER_BELOW) -> pd.DataFrame:
+        """Customers below ``threshold`` service level at each time (bool frame)."""
+        return self.service < threshold
+
+    def customers_without_water(self, threshold: float = WITHOUT_WATER_BELOW) -> pd.Series:
+        """Number of customers below ``threshold`` at each time."""
+        return self.without_water(threshold).sum(axis=1).rename("customers_without_water")
+
+    def served_total_m3s(self) -> pd.Series:
+        """Total served customer demand at each time (m3/s)."""
+        return self.demand_m3s.sum(axis=1).rename("served_m3s")
+
+
+def run_water(
+    network: Network,
+    conditions: list[Condition] | tuple[Condition, ...] = (),
+    horizon_s: float = 24 * 3600.0,
+    step_s: float = 3600.0,
+    *,
+    minimum_pressure_m: float = MINIMUM_PRESSURE_M,
+    required_pressure_m: float = REQUIRED_PRESSURE_M,
+    model: wntr.network.WaterNetworkModel | None = None,
+) -> WaterResult:
+    """Simulate ``network`` over ``horizon_s`` at ``step_s`` (s) with the conditions.
+
+    ``model``: a WNTR model from :func:`water_model` to start from (it is modified: pass
+    a fresh one per run, e.g. ``wntr.network.from_dict`` of a saved dictionary), saving
+    the conversion when many runs share one network. See the module docstring for how
+    each condition is applied and what the service level is.
+    """
+    import wntr
+
+    if not 0 <= minimum_pressure_m < required_pressure_m:
+        raise ValueError(
+            "PDD needs 0 <= minimum pressure < required pressure, found "
+            f"{minimum_pressure_m} and {required_pressure_m} m"
+        )
+    times = time_grid(horizon_s, step_s)
+    mine = for_network(network, conditions)
+    wn = water_model(network) if model is None else model
+    id_of = {lk.file_id: lk.id for lk in network.links.values()}
+    customers = [
+        j for j in wn.junction_name_list
+        if j in network.nodes and float(network.nodes[j].attrs.get("base_demand_m3s") or 0) > 0
+    ]
+    opts = wn.options
+    opts.time.duration = float(horizon_s)
+    opts.time.hydraulic_timestep = int(step_s)
+    opts.time.report_timestep = int(step_s)
+    opts.time.rule_timestep = int(step_s)
+    opts.hydraulic.demand_model = "PDD"
+    opts.hydraulic.minimum_pressure = float(minimum_pressure_m)
+    opts.hydraulic.required_pressure = float(required_pressure_m)
+    expected = wntr.metrics.expected_demand(wn)
+    expected = expected.reindex(times, method="nearest")[customers]
+
+    leak_nodes = _apply(wn, network, mine, id_of)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = wntr.sim.WNTRSimulator(wn).run_sim()
+    node = res.node
+    demand = node["demand"].reindex(times, method="nearest")[customers]
+    exp = expected.to_numpy()
+    served = np.where(exp > 1e-12, demand.to_numpy() / np.where(exp > 1e-12, exp, 1.0), 1.0)
+    uid = network.uid
+    cols = [uid(j) for j in customers]
+    service = pd.DataFrame(np.clip(served, 0.0, 1.0), index=_index(times), columns=cols)
+    junctions = [j for j in wn.junction_name_list if j in network.nodes]
+    pressure = node["pressure"].reindex(times, method="nearest")[junctions]
+    leak_cols: dict[str, np.ndarray] = {}
+    if leak_nodes:
+        ld = node["leak_demand"].reindex(times, method="nearest")
+        for cuid, names in leak_nodes.items():
+            leak_cols[cuid] = ld[names].sum(axis=1).to_numpy()
+    weights = pd.DataFrame(exp, index=_index(times), columns=cols)
+    return WaterResult(
+        times_s=times,
+        service=service,
+        weights=weights,
+        demand_m3s=pd.DataFrame(demand.to_numpy(), index=_index(times), columns=cols),
+        expected_m3s=weights.copy(),
+        pressure_m=pd.DataFrame(
+            pressure.to_numpy(), index=_index(times), columns=[uid(j) for j in junctions]
+        ),
+        leak_m3s=pd.DataFrame(leak_cols, index=_index(times)),
+    )
+
+
+def _index(times: np.ndarray) -> pd.Index:
+    return pd.Index(times, name="t_s")
+
+
+def _apply(
+    wn: wntr.network.WaterNetworkModel,
+    network: Network,
+    conditions: list[Condition],
+    id_of: dict[str, str],
+) -> dict[str, list[str]]:
+    """Put the conditions into the WNTR model; return, per leak/break condition uid, the
+    names of its leaking junctions."""
+    file_of = {v: k for k, v in id_of.items()}
+    halves: dict[str, list[str]] = {}  # broken pipe -> the links to close to isolate it
+    leaks: dict[str, list[str]] = {}
+    n = 0
+    for c in conditions:
+        n += 1
+        el = file_of.get(c.element, c.element)
+        if isinstance(c, Break):
+            pipe = _pipe(wn, el, c)
+            area = c.area_m2 if c.area_m2 is not None else math.pi * pipe.diameter ** 2 / 4
+            a, b, bypass = f"{el}__brk{n}a", f"{el}__brk{n}b", f"{el}__brk{n}"
+            wntr_break(wn, el, f"{el}__brk{n}p", a, b)
+            for j in (a, b):
+                wn.get_node(j).add_leak(wn, area, c.discharge_coeff, int(c.start_s),
+                                        None if c.end_s is None else int(c.end_s))
+            wn.add_pipe(bypass, a, b, _REPAIR_LENGTH_M, pipe.diameter, pipe.roughness,
+                        initial_status="CLOSED" if c.start_s == 0 else "OPEN")
+            if c.start_s > 0:
+                _time_status(wn, bypass, c.start_s, closed=True, tag=f"brk{n}")
+            if c.end_s is not None:
+                _time_status(wn, bypass, c.end_s, closed=False, tag=f"brk{n}")
+            halves.setdefault(el, []).extend([el, f"{el}__brk{n}p", bypass])
+            leaks[c.uid] = [a, b]
+        elif isinstance(c, Leak):
+            if c.element in network.nodes:
+                node = wn.get_node(c.element)
+                if node.node_type != "Junction":
+                    raise UnknownElementError(f"Leak {c.uid!r}: a {node.node_type} cannot leak")
+                j = c.element
+            else:
+                _pipe(wn, el, c)
+                j = f"{el}__leak{n}"
+                wntr_split(wn, el, f"{el}__leak{n}p", j)
+            wn.get_node(j).add_leak(wn, c.area_m2, c.discharge_coeff, int(c.start_s),
+                                    None if c.end_s is None else int(c.end_s))
+            leaks[c.uid] = [j]
+    for c in conditions:
+        el = file_of.get(c.element, c.element)
+        if isinstance(c, Closure):
+            if c.element in network.nodes:
+                raise UnknownElementError(f"Closure {c.uid!r}: a node cannot be closed "
+                                          "(use Outage for a tank or reservoir)")
+            for name in halves.get(el, [el]):
+                _close_between(wn, name, c.start_s, c.end_s, tag=f"cl{id(c)}")
+        elif isinstance(c, Outage):
+            if c.element in network.nodes:
+                node = wn.get_node(c.element)
+                if node.node_type not in ("Tank", "Reservoir"):
+                    raise UnknownElementError(
+                        f"Outage {c.uid!r}: a {node.node_type} has no service to lose "
+                        "(expected a pump, tank or reservoir)"
+                    )
+                for name in wn.get_links_for_node(c.element):
+                    _close_between(wn, name, c.start_s, c.end_s, tag=f"out{id(c)}")
+            else:
+                link = wn.get_link(el)
+                if link.link_type != "Pump":
+                    raise UnknownElementError(
+                        f"Outage {c.uid!r}: a {link.link_type} cannot have an outage "
+                        "(use Closure for pipes and valves)"
+                    )
+                link.add_outage(wn, int(c.start_s), None if c.end_s is None else int(c.end_s))
+    return leaks
+
+
+def _pipe(wn: wntr.network.WaterNetworkModel, name: str, c: Condition) -> Any:
+    link = wn.get_link(name)
+    if link.link_type != "Pipe":
+        raise UnknownElementError(
+            f"{type(c).__name__} {c.uid!r}: only pipes (and junctions for leaks) can leak or "
+            f"break, found a {link.link_type}"
+        )
+    return link
+
+
+def wntr_split(wn: wntr.network.WaterNetworkModel, pipe: str, new_pipe: str, junction: str) -> None:
+    """Split ``pipe`` at its midpoint with a new ``junction`` (WNTR morph, in place)."""
+    import wntr
+
+    wntr.morph.split_pipe(wn, pipe, new_pipe, junction, add_pipe_at_end=True,
+                          split_at_point=0.5, return_copy=False)
+
+
+def wntr_break(
+    wn: wntr.network.WaterNetworkModel, pipe: str, new_pipe: str, a: str, b: str
+) -> None:
+    """Break ``pipe`` at its midpoint into two disconnected halves ending at ``a``, ``b``."""
+    import wntr
+
+    wntr.morph.break_pipe(wn, pipe, new_pipe, a, b, add_pipe_at_end=True,
+                          split_at_point=0.5, return_copy=False)
+
+
+def _time_status(
+    wn: wntr.network.WaterNetworkModel, link_name: str, t_s: float, *, closed: bool, tag: str
+) -> None:
+    """A control setting ``link_name`` closed or open at simulation time ``t_s``."""
+    from wntr.network.controls import Control, ControlAction, SimTimeCondition
+    from wntr.network.elements import LinkStatus
+
+    link = wn.get_link(link_name)
+    status = LinkStatus.Closed if closed else LinkStatus.Open
+    ctrl = Control(SimTimeCondition(wn, "=", int(t_s)), ControlAction(link, "status", status))
+    wn.add_control(f"rescity {tag} {link_name} {'close' if closed else 'open'} {int(t_s)}", ctrl)
+
+
+def _close_between(
+    wn: wntr.network.WaterNetworkModel, link_name: str, start_s: float, end_s: float | None,
+    *, tag: str,
+) -> None:
+    """Hold a link closed on [start_s, end_s) with a very-high-priority rule (it wins
+    over the model's own controls, as WNTR's pump outage does)."""
+    from wntr.network.controls import AndCondition, ControlAction, Rule, SimTimeCondition
+    from wntr.network.elements import LinkStatus
+
+    link = wn.get_link(link_name)
+    if start_s == 0:
+        link.initial_status = LinkStatus.Closed
+    cond: Any = SimTimeCondition(wn, "Above", int(start_s) - 1 if start_s > 0 else -1)
+    if end_s is not None:
+        cond = AndCondition(cond, SimTimeCondition(wn, "Below", int(end_s)))
+    act = ControlAction(link, "status", LinkStatus.Closed)
+    wn.add_control(f"rescity {tag} {link_name} closed", Rule(cond, act, priority=6))
+    if end_s is not None:
+        _time_status(wn, link_name, end_s, closed=False, tag=tag)
