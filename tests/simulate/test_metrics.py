@@ -238,15 +238,14 @@ def test_metrics_do_not_change_with_redundant_points_on_a_segment(c: Curve, data
     t2 = np.concatenate((c.t_h[: i + 1], tn, c.t_h[i + 1:]))
     q2 = np.concatenate((c.q_pct[: i + 1], qn, c.q_pct[i + 1:]))
     a, b = summarize(c, threshold=60.0), summarize(Curve.of(t2, q2), threshold=60.0)
-    tol = {"rel": 1e-9, "abs": 1e-7}
-    assert b.loss_of_resilience_pct_h == pytest.approx(a.loss_of_resilience_pct_h, **tol)
-    assert b.resilience_index == pytest.approx(a.resilience_index, **tol)
-    assert b.robustness_pct == pytest.approx(a.robustness_pct, **tol)
-    assert b.time_below_threshold_h == pytest.approx(a.time_below_threshold_h, **tol)
+    assert b.loss_of_resilience_pct_h == pytest.approx(a.loss_of_resilience_pct_h, rel=1e-9, abs=1e-7)
+    assert b.resilience_index == pytest.approx(a.resilience_index, rel=1e-9, abs=1e-7)
+    assert b.robustness_pct == pytest.approx(a.robustness_pct, rel=1e-9, abs=1e-7)
+    assert b.time_below_threshold_h == pytest.approx(a.time_below_threshold_h, rel=1e-9, abs=1e-7)
     for x, y in [(a.t_recover_95_h, b.t_recover_95_h), (a.t_recover_100_h, b.t_recover_100_h)]:
         assert (x is None) == (y is None)
         if x is not None and y is not None:
-            assert y == pytest.approx(x, **tol)
+            assert y == pytest.approx(x, rel=1e-9, abs=1e-7)
 
 
 @settings(max_examples=50)
