@@ -137,6 +137,8 @@ def test_bad_input_is_rejected() -> None:
         schedule_repairs([Crew("c", BASE)], [Job("water:a", A, 1), Job("water:a", A, 1)], ByCriticality())
     with pytest.raises(ValueError, match="unique"):
         schedule_repairs([Crew("c", BASE), Crew("c", A)], [], ByCriticality())
+    with pytest.raises(ValueError, match="crew c cannot reach job water:a"):
+        schedule_repairs([Crew("c", BASE)], [Job("water:a", A, 1)], ByCriticality(), lambda a, b: math.inf)
     with pytest.raises(ValueError, match="at least one crew"):
         schedule_repairs([], [], ByCriticality())
 

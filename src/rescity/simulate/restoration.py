@@ -318,7 +318,9 @@ def schedule_repairs(crews: Sequence[Crew], jobs: Iterable[Job], policy: Policy,
         del todo[job.uid]
         dt = float(travel(where[cid], job.xy))
         if not (dt >= 0 and math.isfinite(dt)):
-            raise ValueError(f"travel time from {where[cid]} to {job.xy} must be >= 0 s, got {dt}")
+            raise ValueError(f"crew {cid} cannot reach job {job.uid}: travel time from {where[cid]} to "
+                             f"{job.xy} must be a finite number of seconds >= 0, got {dt} "
+                             "(a closed road? leave unreachable jobs out, or release them later)")
         arrive = now + dt
         start = max(arrive, job.release_s)
         finish = start + job.repair_h * 3600.0
