@@ -91,6 +91,16 @@ def test_storm_floods_beta_node_by_node(storm, beta):
     assert (storm.depth_m.to_numpy() >= -1e-9).all()
 
 
+def test_closed_storage_outlet_stops_its_flow_until_reopened(beta, storm):
+    shut = run_drainage(beta, [Closure("drainage:R1", start_s=0.0, end_s=1.5 * H)],
+                        rainfall_mm_h=[60.0] * 12, rain_step_s=300.0, horizon_s=2 * H, step_s=300.0)
+    flow, free = shut.link_flow_m3s["drainage:R1"], storm.link_flow_m3s["drainage:R1"]
+    assert free.abs().loc[0.5 * H:1.5 * H].max() > 1e-3
+    assert flow.abs().loc[300.0:1.5 * H - 1].max() < 1e-6  # shut
+    assert flow.abs().loc[1.5 * H + 300:].max() > 1e-3  # reopened at 1.5 h
+    assert not np.allclose(shut.depth_m["drainage:ST1"], storm.depth_m["drainage:ST1"])
+
+
 def test_bad_conditions_are_refused(example):
     with pytest.raises(UnknownElementError, match="found a conduit"):
         run_drainage(example, [Closure("Example1b:link:1")])

@@ -10,7 +10,8 @@ input, never beside the user's model), optionally replaces the rain, and runs it
   ``horizon_s`` and reports every ``step_s``. Without a rainfall the model's own rain,
   period and report step are kept unless ``horizon_s``/``step_s`` are given.
 * :class:`~.conditions.Outage` of a pump, :class:`~.conditions.Closure` of a pump,
-  orifice, weir or outlet: its setting is 0 while active, back to 1 after.
+  orifice, weir or outlet: its setting is 0 while active and 1 (fully open) after;
+  before, the model's own setting and controls apply.
 
 Results per node (junctions, storage, dividers, outfalls): the cumulative flooded volume
 (m3) and the flooding rate (m3/s) at each report time, the water depth (m), the maximum
@@ -68,7 +69,8 @@ class DrainageResult(ServiceResult):
     """Hydraulics of one run; frames indexed by ``t_s``, columns node uids.
 
     ``flood_volume_m3``: cumulative flooded volume (m3); ``flooding_m3s``: flooding rate
-    (m3/s); ``depth_m``: water depth (m); ``max_depth_m``, ``surcharge_hours``,
+    (m3/s); ``depth_m``: water depth (m); ``link_flow_m3s``: flow in every link (m3/s,
+    positive from its start to its end node; columns link uids); ``max_depth_m``, ``surcharge_hours``,
     ``flooding_hours``: per node over the run; ``continuity``: the report's runoff and
     routing continuity tables in report units (``units`` names the flow units).
     """
@@ -76,6 +78,7 @@ class DrainageResult(ServiceResult):
     flood_volume_m3: pd.DataFrame = field(default_factory=pd.DataFrame)
     flooding_m3s: pd.DataFrame = field(default_factory=pd.DataFrame)
     depth_m: pd.DataFrame = field(default_factory=pd.DataFrame)
+    link_flow_m3s: pd.DataFrame = field(default_factory=pd.DataFrame)
     max_depth_m: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     surcharge_hours: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     flooding_hours: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -168,9 +171,12 @@ def _simulate(
         vol = [np.zeros(k)]
         rate = [np.zeros(k)]
         depth = [np.array([n.depth for n in nodes])]
+        link_list = list(links.values())
+        lflow = [np.array([lk.flow for lk in link_list])]
         sim.step_advance(int(times[1] - times[0]))
         t0 = sim.start_time
-        _settings(targets, 0.0)
+        was: dict[int, bool] = {}
+        _settings(targets, 0.0, was)
         for _ in sim:
             t = (sim.current_time - t0).total_seconds()
             rows_t.append(t)
@@ -178,24 +184,28 @@ def _simulate(
             vol.append(np.array([s["flooding_volume"] for s in stats]))
             rate.append(np.array([n.flooding for n in nodes]))
             depth.append(np.array([n.depth for n in nodes]))
-            _settings(targets, t)
+            lflow.append(np.array([lk.flow for lk in link_list]))
+            _settings(targets, t, was)
         stats = [n.statistics for n in nodes]
         sim.report()
     rpt = inp.with_suffix(".rpt").read_text(errors="replace")
     tt = np.asarray(rows_t)
     cols = [network.uid(i) for i in ids]
 
-    def frame(rows: list[np.ndarray], scale: float, cumulative: bool) -> pd.DataFrame:
+    def frame(rows: list[np.ndarray], scale: float, cumulative: bool,
+              names: list[str] = cols) -> pd.DataFrame:
         a = np.vstack(rows) * scale
-        out = np.empty((len(times), k))
-        for j in range(k):
+        out = np.empty((len(times), a.shape[1]))
+        for j in range(a.shape[1]):
             out[:, j] = np.interp(times, tt, a[:, j]) if cumulative else \
                 a[np.clip(np.searchsorted(tt, times - 1e-6), 0, len(tt) - 1), j]
-        return pd.DataFrame(out, index=pd.Index(times, name="t_s"), columns=cols)
+        return pd.DataFrame(out, index=pd.Index(times, name="t_s"), columns=names)
 
     vol_f = frame(vol, volume, True)
     rate_f = frame(rate, flow, False)
     depth_f = frame(depth, length, False)
+    twin_link = {lk.file_id: lk.id for lk in network.links.values()}
+    flow_f = frame(lflow, flow, False, [network.uid(twin_link.get(i, i)) for i in links])
     service = (rate_f <= FLOODING_M3S).astype(float)
     return DrainageResult(
         times_s=times,
@@ -204,6 +214,7 @@ def _simulate(
         flood_volume_m3=vol_f,
         flooding_m3s=rate_f,
         depth_m=depth_f,
+        link_flow_m3s=flow_f,
         max_depth_m=pd.Series([s["max_depth"] * length for s in stats], index=cols),
         surcharge_hours=pd.Series([s["surcharge_duration"] for s in stats], index=cols),
         flooding_hours=pd.Series([s["flooding_duration"] for s in stats], index=cols),
@@ -212,13 +223,18 @@ def _simulate(
     )
 
 
-def _settings(targets: list[tuple[Condition, object]], t: float) -> None:
-    """Setting 0 for the links whose condition is active at ``t``, 1 otherwise."""
+def _settings(targets: list[tuple[Condition, object]], t: float, was: dict[int, bool]) -> None:
+    """Setting 0 for the links whose condition becomes active at ``t``, 1 for those whose
+    conditions all ended (``was``: each link's state so far; a link no condition has
+    touched yet keeps the model's own setting and controls)."""
     active: dict[int, bool] = {}
     for c, link in targets:
         active[id(link)] = active.get(id(link), False) or c.active(t)
     for _c, link in targets:
-        link.target_setting = 0.0 if active[id(link)] else 1.0  # type: ignore[attr-defined]
+        now = active[id(link)]
+        if was.get(id(link), False) != now:
+            link.target_setting = 0.0 if now else 1.0  # type: ignore[attr-defined]
+            was[id(link)] = now
 
 
 def continuity(report: str) -> dict[str, dict[str, float]]:
