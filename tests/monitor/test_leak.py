@@ -60,3 +60,36 @@ def test_detections_are_causal(setup):
     first = det.run(test)[0]
     again = det.run(test.loc[: first.time])
     assert again and again[0] == first
+
+
+def test_leaks_running_at_the_start_are_reported_once_and_then_tracked(setup):
+    """``running`` (labelled, unrepaired leaks): reported at the first check, carried."""
+    import dataclasses
+
+    det, test, distance = setup
+    far = max(det.signatures.pipes, key=lambda p: distance(p, LEAK_PIPE))
+    found = dataclasses.replace(det, running=(far,)).run(test)
+    first_check = test.index[0] + pd.Timedelta(hours=24) - pd.Timedelta(minutes=5)
+    assert found[0].carried and found[0].pipe == far and found[0].time == first_check
+    assert [d for d in found if d.carried] == [found[0]]
+    new = [d for d in found if not d.carried]
+    assert new and distance(new[0].pipe, LEAK_PIPE) < 300.0 and new[0].time > LEAK_AT
+    # a pipe without a signature (not a candidate) is not reported
+    assert not any(d.carried for d in dataclasses.replace(det, running=("nope",)).run(test))
+
+
+def test_a_baseline_that_contains_the_leak_explains_it_away(setup):
+    """``baseline_m``: the expected residual of leaks already known (m per sensor)."""
+    import dataclasses
+
+    det, test, distance = setup
+    short = dataclasses.replace(det, window_h=6.0, min_window_h=6.0)
+    after = test.loc[LEAK_AT:]  # 12 h, every window all leak
+    found = short.run(after)
+    assert found and distance(found[0].pipe, LEAK_PIPE) < 300.0, "the leak alone is detected"
+    # the leak's measured mean effect as the baseline (as a calibrated known leak gives)
+    effect = short.residual_model.residuals(after).mean(axis=0)
+    plain, based = [], []
+    short.run(after, trace=plain)
+    dataclasses.replace(short, baseline_m=effect).run(after, trace=based)
+    assert max(t for _, t, _, _ in based) < 0.2 * max(t for _, t, _, _ in plain)

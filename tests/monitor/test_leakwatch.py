@@ -134,3 +134,20 @@ def test_every_needed_sensor_must_be_mapped(setup):
 
 def test_levels_are_graded_on_the_leak_size():
     assert [leak_level(q) for q in (1.0, 5.0, 9.9, 10.0, 19.9, 20.0, 60.0)] == [4, 3, 3, 2, 2, 1, 1]
+
+
+def test_a_leak_running_at_the_start_fires_once_blue_and_is_not_resolved(setup):
+    import dataclasses
+
+    det, test, names = setup
+    carried = next(p for p in det.signatures.pipes if p != LEAK_PIPE)
+    live = dataclasses.replace(det, running=(carried,))
+    watch = LeakWatch(live, {c: j for j, c in enumerate(names)})
+    trs = feed(watch, test, names)
+    assert [(d.time, d.pipe) for d in watch.detections] == [
+        (d.time, d.pipe) for d in live.run(test)]
+    mine = [t for t in trs if t.asset == carried]
+    assert mine[0].kind == TransitionKind.FIRING and mine[0].level_after == 4
+    assert mine[0].details["carried"] is True
+    assert all(t.kind != TransitionKind.RESOLVED for t in mine)
+    assert watch.open_leaks[carried] == 4

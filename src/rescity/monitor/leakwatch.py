@@ -34,7 +34,9 @@ A new detection is ``firing`` at its level; a known leak whose re-fitted size cr
 level boundary gives a ``level`` transition (an incipient leak escalates as it grows);
 one whose size falls below max(``resolve_m3h``, ``resolve_share`` x its largest fitted
 size) on ``resolve_checks`` consecutive checks (repaired) is ``resolved``. ``details``: candidate ``area`` (pipes, best first),
-``q_m3h``, the detection statistic ``score`` (T, in noise units) and the ``misfit``.
+``q_m3h``, the detection statistic ``score`` (T, in noise units), the ``misfit`` and
+``carried`` (a leak known to run at the start, ``LeakDetector.running``: reported at the
+first check, blue, and neither graded nor resolved until its fitted size is seen).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class _Leak:
     peak_m3h: float = 0.0
     low_checks: int = 0
     open: bool = True
+    carried: bool = False  # known to run at the start (``LeakDetector.running``)
 
 
 @dataclass
@@ -207,6 +210,8 @@ class LeakWatch:
                 continue
             q = float(sizes.get(idx, 0.0))
             lk.peak_m3h = max(lk.peak_m3h, q)
+            if lk.carried and lk.peak_m3h < self.resolve_m3h:
+                continue  # in the baseline, size not measured: no grading, no repair seen
             if q < max(self.resolve_m3h, self.resolve_share * lk.peak_m3h):
                 lk.low_checks += 1
                 if lk.low_checks >= self.resolve_checks:
@@ -220,12 +225,13 @@ class LeakWatch:
                 lk.level = level
         for d in new:
             idx = tr.pos[d.pipe]
-            lk = _Leak(d.pipe, idx, leak_level(d.q_m3h), d.q_m3h)
+            lk = _Leak(d.pipe, idx, leak_level(d.q_m3h), d.q_m3h, carried=d.carried)
             self._leaks[idx] = lk
             self.detections.append(d)
             out.append(self._tr(lk, ts_ms, TransitionKind.FIRING, lk.level, d.q_m3h,
                                 {"area": list(d.area[:20]), "score": round(d.score, 3),
-                                 "misfit": round(d.misfit, 4)}, before=0))
+                                 "misfit": round(d.misfit, 4), "carried": d.carried},
+                                before=0))
         return out
 
     def _tr(self, lk: _Leak, ts_ms: int, kind: TransitionKind, level: int, q: float,
