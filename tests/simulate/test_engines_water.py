@@ -92,6 +92,21 @@ def test_pump_outage_and_closed_source(water, intact):
     assert r.service_level().iloc[-1] < intact.service_level().iloc[-1] - 0.2
 
 
+def test_epanet_simulator_agrees_with_wntr_on_a_break(water, broken):
+    fast = run_water(water, [Break(MAIN, start_s=H, end_s=6 * H)], 12 * H, H, simulator="epanet")
+    assert fast.customers_without_water().tolist() == broken.customers_without_water().tolist()
+    assert fast.service_level().to_numpy() == pytest.approx(broken.service_level().to_numpy(), abs=5e-3)
+    assert fast.leak_m3s[MAIN].to_numpy() == pytest.approx(broken.leak_m3s[MAIN].to_numpy(), rel=0.01, abs=1e-6)
+    assert np.abs(fast.pressure_m.to_numpy() - broken.pressure_m.to_numpy()).max() < 0.1
+
+
+def test_pdd_law():
+    from rescity.simulate.engines.water import pdd_fraction
+
+    got = pdd_fraction(np.array([-1.0, 0.0, 5.0, 20.0, 50.0]), 0.0, 20.0)
+    assert got.tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+
+
 def test_conditions_on_other_networks_are_ignored_and_unknown_elements_refused(water):
     r = run_water(water, [Outage("power:bus_1", 0.0)], 2 * H, H)
     assert r.customers_without_water().max() == 0
