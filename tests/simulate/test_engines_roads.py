@@ -100,6 +100,19 @@ def test_closing_every_exit_cuts_a_node_off(city, graph, station):
     assert r.service_level().tolist() == [0.0, 0.0]
 
 
+def test_crew_bases_to_assets_matrix(city, graph, station):
+    hospitals = [(f.geometry.x, f.geometry.y) for f in _facilities(city) if f.kind.value == "hospital"]
+    m = graph.travel_time_matrix([station, hospitals[0]], hospitals)
+    assert m.shape == (2, len(hospitals)) and m[1, 0] == 0.0
+    assert m[0, 0] == pytest.approx(graph.travel_time(station, hospitals[0]))
+    nearest = graph.travel_times([station, hospitals[0]])
+    assert min(m[:, 1]) == pytest.approx(nearest[graph.node_of(hospitals[1])])
+
+
+def _facilities(city):
+    return list(city.facilities.values()) if isinstance(city.facilities, dict) else list(city.facilities)
+
+
 def test_bad_conditions_are_refused(city, graph, station):
     roads = city.networks["roads"]
     with pytest.raises(UnknownElementError, match="no segment"):

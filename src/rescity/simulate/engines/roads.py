@@ -165,6 +165,19 @@ class RoadGraph:
         except nx.NetworkXNoPath:
             return []
 
+    def travel_time_matrix(
+        self, origins: Sequence[Place], targets: Sequence[Place], closed: set[str] | None = None
+    ) -> np.ndarray:
+        """Travel times (s), shape (origins, targets): one Dijkstra per origin (crew base
+        to asset); inf where unreachable."""
+        dst = [self.node_of(t) for t in targets]
+        weight = self._weight(closed or set())
+        out = np.full((len(origins), len(dst)), np.inf)
+        for i, o in enumerate(origins):
+            tt = nx.single_source_dijkstra_path_length(self.graph, self.node_of(o), weight=weight)
+            out[i] = [tt.get(d, np.inf) for d in dst]
+        return out
+
     def reachable(self, origins: Sequence[Place], closed: set[str] | None = None) -> set[str]:
         """The road nodes reachable from any origin."""
         return set(self.travel_times(origins, closed))
