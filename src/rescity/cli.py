@@ -373,6 +373,7 @@ def serve(
 # the response loop's commands (incidents, audit, users, publish) live in their own module
 from rescity import cli_respond as _cli_respond  # noqa: E402,F401
 from rescity import cli_risk as _cli_risk  # noqa: E402,F401
+from rescity import cli_simulate as _cli_simulate  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover

@@ -231,7 +231,7 @@ class Cascade:
     def run(self, initial: Sequence[Condition], *, horizon_s: float, step_s: float,
             rainfall_mm_h: np.ndarray | None = None, rain_step_s: float = 300.0,
             gas_leaks: Sequence[str] = (), engines: Sequence[str] = ("drainage", "power", "water"),
-            water_model: Any = None, power_model: Any = None) -> CascadeResult:
+            water_model: Any = None, power_model: Any = None, water_simulator: str = "wntr") -> CascadeResult:
         """Run the engines to a fixed point of the derived conditions (module docstring)."""
         from .engines.drainage import run_drainage
         from .engines.power import run_power
@@ -288,7 +288,8 @@ class Cascade:
                         events.append(Event(end, str(bus), "re_energised", "power flow"))
         res.conditions = base + [c for c, _, _ in derived.values() if self._engine_applies(c.uid)]
         if self.water is not None and "water" in engines:
-            res.water = run_water(self.water, res.conditions, horizon_s, step_s, model=water_model)
+            res.water = run_water(self.water, res.conditions, horizon_s, step_s, model=water_model,
+                                  simulator=water_simulator)
         for g in gas_leaks:
             for dep in self.adjacent.get(g, []):
                 res.explosion_risk.append(dep)
