@@ -151,3 +151,21 @@ def test_a_leak_running_at_the_start_fires_once_blue_and_is_not_resolved(setup):
     assert mine[0].details["carried"] is True
     assert all(t.kind != TransitionKind.RESOLVED for t in mine)
     assert watch.open_leaks[carried] == 4
+
+
+def test_a_repaired_leak_is_forgotten_after_forget_checks(setup):
+    """``forget_checks``: a found leak fitted below q_min that long is no longer known."""
+    import dataclasses
+
+    det, test, names = setup
+    keep, forget = [], []
+    det.run(test, trace=keep)
+    found = dataclasses.replace(det, forget_checks=6).run(test, trace=forget)
+    assert found and found[0].time < REPAIR_AT
+    assert keep[-1][3] >= 1  # by default the repaired leak stays known (size ~0)
+    assert forget[-1][3] == 0
+    # live, the same rule: the same detections
+    live = dataclasses.replace(det, forget_checks=6)
+    watch = LeakWatch(live, {c: j for j, c in enumerate(names)})
+    feed(watch, test, names)
+    assert [(d.time, d.pipe) for d in watch.detections] == [(d.time, d.pipe) for d in found]
