@@ -153,6 +153,25 @@ class Cascade:
         sub_pts: Any = project_many(sub_geoms, crs) if sub_geoms else []
         self._sub_xy = dict(zip(self.substations, sub_pts, strict=True))
 
+    # -- engine models, converted once per city and copied per run ----------------------------
+    def power_model(self) -> Any:
+        """The pandapower model (its cache of solved states is shared between runs)."""
+        if getattr(self, "_power_model", None) is None:
+            from .engines.power import PowerModel
+
+            self._power_model = PowerModel(self.power)
+        return self._power_model
+
+    def water_model(self) -> Any:
+        """A fresh WNTR model of the water network (converted once, copied per run)."""
+        import wntr
+
+        if getattr(self, "_water_dict", None) is None:
+            from .engines.water import water_model
+
+            self._water_dict = wntr.network.to_dict(water_model(self.water))
+        return wntr.network.from_dict(self._water_dict)
+
     # -- couplings -----------------------------------------------------------------------------
     def flooded_nodes(self, drainage_result: Any, times: np.ndarray) -> pd.DataFrame:
         rate = drainage_result.flooding_m3s.reindex(times, method="nearest").fillna(0.0)
@@ -244,6 +263,9 @@ class Cascade:
         res = CascadeResult(times, base, [], 0)
         derived: dict[tuple[str, float, float | None], tuple[Condition, str, str]] = {}
         rain = rainfall_mm_h is not None and self.drainage is not None and "drainage" in engines
+        if power_model is None and self.power is not None and "power" in engines:
+            power_model = self.power_model()
+        last_power: tuple[Any, ...] | None = None
         for it in range(1, MAX_ITERATIONS + 1):
             res.iterations = it
             conds = base + [c for c, _, _ in derived.values() if self._engine_applies(c.uid)]
@@ -262,7 +284,11 @@ class Cascade:
                                                         f"(drainage node {node} overflowing)")
             if self.power is not None and "power" in engines:
                 pconds = base + [c for c, _, _ in new.values()]
-                res.power = run_power(self.power, pconds, horizon_s, step_s, model=power_model)
+                key = tuple(sorted((type(c).__name__, c.uid, c.start_s, c.end_s) for c in pconds
+                                   if c.network == self.power.name))
+                if key != last_power:  # the power flow only changes with its own conditions
+                    res.power = run_power(self.power, pconds, horizon_s, step_s, model=power_model)
+                    last_power = key
                 for c, bus in self.unpowered_dependents(res.power, times):
                     new[(c.uid, c.start_s, c.end_s)] = (c, "de_energised", f"bus {bus} dark")
             if set(new) == set(derived):
@@ -288,7 +314,8 @@ class Cascade:
                         events.append(Event(end, str(bus), "re_energised", "power flow"))
         res.conditions = base + [c for c, _, _ in derived.values() if self._engine_applies(c.uid)]
         if self.water is not None and "water" in engines:
-            res.water = run_water(self.water, res.conditions, horizon_s, step_s, model=water_model,
+            res.water = run_water(self.water, res.conditions, horizon_s, step_s,
+                                  model=water_model if water_model is not None else self.water_model(),
                                   simulator=water_simulator)
         for g in gas_leaks:
             for dep in self.adjacent.get(g, []):
