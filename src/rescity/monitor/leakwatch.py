@@ -37,6 +37,8 @@ size) on ``resolve_checks`` consecutive checks (repaired) is ``resolved``. ``det
 ``q_m3h``, the detection statistic ``score`` (T, in noise units), the ``misfit`` and
 ``carried`` (a leak known to run at the start, ``LeakDetector.running``: reported at the
 first check, blue, and neither graded nor resolved until its fitted size is seen).
+A found leak the detector forgets (``LeakDetector.forget_checks``) reads as size 0 from
+then on, so it resolves if it has not already.
 """
 
 from __future__ import annotations
