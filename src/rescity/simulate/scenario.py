@@ -60,6 +60,21 @@ class ScenarioResult:
                 "events": len(self.cascade.events)}
 
 
+_CASCADES: dict[int, tuple[City, Cascade]] = {}
+
+
+def cascade_for(city: City) -> Cascade:
+    """The city's :class:`Cascade` (spatial indexes and engine models built once per city
+    object and process: every realization of an ensemble in a worker shares it)."""
+    hit = _CASCADES.get(id(city))
+    if hit is None or hit[0] is not city:
+        if len(_CASCADES) > 4:
+            _CASCADES.clear()
+        hit = (city, Cascade(city, CascadeParams()))
+        _CASCADES[id(city)] = hit
+    return hit[1]
+
+
 def crew_bases(city: City, n_per_base: int = 2) -> list[Crew]:
     """Crews at the city's fire stations and water works (``n_per_base`` each)."""
     crews = []
@@ -168,7 +183,7 @@ def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 4
                                     straight_line(30.0, detour=1.3), strict=False)
     conds = _with_repairs(conds, schedule)
     say("cascade", 0.5)
-    casc = cascade or Cascade(city, CascadeParams())
+    casc = cascade or cascade_for(city)
     res = casc.run(conds, horizon_s=horizon_s, step_s=step_s, rainfall_mm_h=rain, rain_step_s=rain_step,
                    water_simulator=water_simulator)
     say("metrics", 0.9)
