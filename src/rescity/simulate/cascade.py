@@ -250,7 +250,8 @@ class Cascade:
     def run(self, initial: Sequence[Condition], *, horizon_s: float, step_s: float,
             rainfall_mm_h: np.ndarray | None = None, rain_step_s: float = 300.0,
             gas_leaks: Sequence[str] = (), engines: Sequence[str] = ("drainage", "power", "water"),
-            water_model: Any = None, power_model: Any = None, water_simulator: str = "wntr") -> CascadeResult:
+            water_model: Any = None, power_model: Any = None, water_simulator: str = "wntr",
+            coarsen_patterns: bool = False) -> CascadeResult:
         """Run the engines to a fixed point of the derived conditions (module docstring)."""
         from .engines.drainage import run_drainage
         from .engines.power import run_power
@@ -316,7 +317,7 @@ class Cascade:
         if self.water is not None and "water" in engines:
             res.water = run_water(self.water, res.conditions, horizon_s, step_s,
                                   model=water_model if water_model is not None else self.water_model(),
-                                  simulator=water_simulator)
+                                  simulator=water_simulator, coarsen_patterns=coarsen_patterns)
         for g in gas_leaks:
             for dep in self.adjacent.get(g, []):
                 res.explosion_risk.append(dep)

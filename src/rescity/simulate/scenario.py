@@ -146,7 +146,7 @@ def _curve(series: Any) -> M.Curve:
 def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 48.0, step_s: float = 3600.0,
                  policy: str = "criticality", crews: Sequence[Crew] | None = None,
                  cascade: Cascade | None = None, progress: Progress | None = None,
-                 water_simulator: str = "wntr") -> ScenarioResult:
+                 water_simulator: str = "wntr", coarsen_patterns: bool = False) -> ScenarioResult:
     """Run one scenario (module docstring). ``hazard``: an :class:`Earthquake`,
     :class:`Rainstorm`, :class:`PipeBurst` or :class:`PowerOutage` of
     :mod:`rescity.simulate.hazards`."""
@@ -185,7 +185,7 @@ def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 4
     say("cascade", 0.5)
     casc = cascade or cascade_for(city)
     res = casc.run(conds, horizon_s=horizon_s, step_s=step_s, rainfall_mm_h=rain, rain_step_s=rain_step,
-                   water_simulator=water_simulator)
+                   water_simulator=water_simulator, coarsen_patterns=coarsen_patterns)
     say("metrics", 0.9)
     curves: dict[str, M.Curve] = {}
     if res.water is not None:
