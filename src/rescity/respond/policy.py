@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rescity.model import Jurisdiction, JurisdictionLevel
+from rescity.model.datafile import load_yaml_model
 from rescity.model.incident import Tier
 from rescity.model.levels import LEVEL_NAMES, WarningLevel
 
@@ -191,19 +191,7 @@ class Policy(_Strict):
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """The policy in ``path`` (default ``$RESCITY_RESPONSE_CONFIG``, else the shipped one)."""
-    p = Path(path or os.environ.get(ENV_POLICY) or DEFAULT_POLICY)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{p}: no such response policy file") from None
-    except yaml.YAMLError as e:
-        raise PolicyError(f"{p}: not valid YAML: {e}") from None
-    try:
-        return Policy.model_validate(doc)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise PolicyError(f"{p}: {loc}: {first['msg']}") from None
+    return load_yaml_model(Path(path or os.environ.get(ENV_POLICY) or DEFAULT_POLICY), Policy, PolicyError, "response policy")
 
 
 def expand_units(policy: Policy, jurisdictions: Iterable[Jurisdiction]) -> dict[str, Unit]:

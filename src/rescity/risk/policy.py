@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rescity.model.datafile import load_yaml_model
 from rescity.model.levels import LEVEL_NAMES
 
 DEFAULT_RISK_POLICY = Path(__file__).resolve().parent / "config" / "risk.yaml"
@@ -150,16 +150,5 @@ class RiskPolicy(_Strict):
 
 
 def load_risk_policy(path: str | Path | None = None) -> RiskPolicy:
-    p = Path(path or os.environ.get(ENV_RISK_POLICY) or DEFAULT_RISK_POLICY)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RiskPolicyError(f"{p}: no such risk policy file") from None
-    except yaml.YAMLError as e:
-        raise RiskPolicyError(f"{p}: not valid YAML: {e}") from None
-    try:
-        return RiskPolicy.model_validate(doc)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise RiskPolicyError(f"{p}: {loc}: {first['msg']}") from None
+    """The policy in ``path`` (default ``$RESCITY_RISK_CONFIG``, else the shipped one)."""
+    return load_yaml_model(Path(path or os.environ.get(ENV_RISK_POLICY) or DEFAULT_RISK_POLICY), RiskPolicy, RiskPolicyError, "risk policy")
