@@ -104,3 +104,24 @@ def sim_outage(
 ) -> None:
     """A power outage at a substation: de-energised loads and the assets they feed."""
     _run("outage", db, 1, 1, png, horizon_h, "criticality", as_json, substation=substation, duration_h=duration)
+
+
+@sim_app.command("main-break")
+def sim_main_break(
+    incident: Annotated[str | None, typer.Option("--incident", help="An open incident (its pipe or its place).")] = None,
+    pipe: Annotated[str | None, typer.Option("--pipe", help="Or a pipe id.")] = None,
+    lon: Annotated[float | None, typer.Option(help="Or a place: longitude.")] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude.")] = None,
+    repair_h: Annotated[float, typer.Option("--repair-h", help="Hours until the repair.")] = 16.0,
+    db: DbOption = None,
+) -> None:
+    """From live state: a suspected main break -> the valves to close and the customers
+    predicted to lose water, before the crew arrives (JSON)."""
+    from rescity.service.simulation import predict_from_incident, predict_main_break
+
+    with _errors(), _store(db) as store:
+        if incident is not None:
+            res = predict_from_incident(store, incident, repair_h=repair_h)
+        else:
+            res = predict_main_break(store.load_city(), pipe=pipe, lon=lon, lat=lat, repair_h=repair_h)
+    out.print_json(json.dumps(res))

@@ -87,3 +87,27 @@ def test_cli_and_a_dask_ensemble(city, tmp_path, monkeypatch):
     assert (b.p10 <= b.mean + 1e-9).all() and (b.mean <= b.p90 + 1e-9).all()
     assert sim.summary["metrics"]["city"]["robustness_pct"]["n"] == 3
     store.close()
+
+
+def test_from_live_state_a_suspected_main_break_names_valves_and_customers(city, tmp_path):
+    from rescity.respond.access import SYSTEM
+    from rescity.service.respond import ResponseService
+    from rescity.service.simulation import predict_from_incident, predict_main_break
+    from rescity.store.testing import make_test_store
+
+    r = predict_main_break(city, pipe="p346")
+    assert r["pipe"] == "water:p346" and r["valves_to_close"]
+    assert "water:p346" in r["segment_pipes"]
+    assert set(r["segment_customers"]) <= set(r["customers_cut_off_by_isolation"])
+    assert r["customers_without_water_if_not_isolated"] and r["leak_m3_until_repair"] > 0
+    with pytest.raises(ValueError, match="unknown pipe"):
+        predict_main_break(city, pipe="nope")
+    store = make_test_store("sqlite", tmp_path)
+    store.save_city(city)
+    svc = ResponseService(store)
+    mid = city.networks["water"].links["p346"].geometry.interpolate(0.5, normalized=True)
+    inc = svc.open_incident(SYSTEM, title="suspected main break", type="main_break", level=2,
+                            ts_ms=1_784_764_800_000, lon=mid.x, lat=mid.y, network="water")
+    got = predict_from_incident(store, inc.id)
+    assert got["incident"] == inc.id and got["pipe"] == "water:p346"  # the nearest pipe to its place
+    store.close()
