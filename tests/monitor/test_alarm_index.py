@@ -142,7 +142,8 @@ def test_the_indexed_book_emits_the_events_of_the_unindexed_book(script):
 @given(st.floats(1.0, 2000.0), st.floats(-70.0, 70.0), st.floats(-179.0, 179.0),
        st.lists(st.tuples(st.floats(-3000.0, 3000.0), st.floats(-3000.0, 3000.0)), min_size=1, max_size=30))
 def test_the_grid_finds_every_point_within_its_distance(d_m, lat0, lon0, offsets):
-    from rescity.monitor.alarms import _dist_m, _Grid
+    from rescity.model.geo import local_distance_m as _dist_m
+    from rescity.monitor.alarms import _Grid
 
     g = _Grid(d_m)
     k = 111_195.0

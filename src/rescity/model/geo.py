@@ -27,6 +27,18 @@ from shapely.geometry.base import BaseGeometry
 WGS84 = "EPSG:4326"
 
 
+EARTH_RADIUS_M = 6371008.8
+"""Mean Earth radius (m) of the local distance below."""
+
+
+def local_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Equirectangular distance in metres between two WGS84 points, exact enough within
+    a city: d = R sqrt((dlon cos(mean lat))^2 + dlat^2), angles in radians."""
+    k = math.pi / 180.0
+    x = (lon2 - lon1) * k * math.cos((lat1 + lat2) / 2.0 * k)
+    return EARTH_RADIUS_M * math.hypot(x, (lat2 - lat1) * k)
+
+
 def utm_crs_for(lon: float, lat: float) -> str:
     """The UTM zone (as ``EPSG:326xx``/``EPSG:327xx``) that contains ``lon``, ``lat``."""
     if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):

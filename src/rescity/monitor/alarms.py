@@ -35,6 +35,7 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rescity.model.geo import EARTH_RADIUS_M, local_distance_m
 from rescity.monitor.engine import Transition, TransitionKind
 from rescity.monitor.specs import GroupingRule, InhibitRule, SilenceRule
 
@@ -165,15 +166,8 @@ def _lvl(sev: int) -> int:
     return 0 if sev == 0 else 5 - sev
 
 
-_EARTH_M = 6371008.8
-_DEG_M = _EARTH_M * math.pi / 180.0  # metres per degree of latitude (the sphere of _dist_m)
-
-
-def _dist_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    k = math.pi / 180.0
-    x = (lon2 - lon1) * k * math.cos((lat1 + lat2) / 2.0 * k)
-    y = (lat2 - lat1) * k
-    return _EARTH_M * math.hypot(x, y)
+_EARTH_M = EARTH_RADIUS_M
+_DEG_M = _EARTH_M * math.pi / 180.0  # metres per degree of latitude (the sphere of local_distance_m)
 
 
 Cell = tuple[int, int]
@@ -181,7 +175,7 @@ Cell = tuple[int, int]
 
 class _Grid:
     """Points (lon, lat in degrees) bucketed in square cells of ``d`` metres of latitude:
-    every point within ``d`` metres of a query point (by :func:`_dist_m`) is in the cells
+    every point within ``d`` metres of a query point (by :func:`~rescity.model.geo.local_distance_m`) is in the cells
     :meth:`near` returns (a superset: callers check the distance)."""
 
     def __init__(self, d_m: float) -> None:
@@ -695,7 +689,7 @@ class AlarmBook:
         if rule.scope == "members":
             return a.asset in (src.details.get("members") or []) or a.asset == src.asset
         if rule.scope == "within_m":
-            return _dist_m(src.lon, src.lat, a.lon, a.lat) <= (rule.within_m or 0.0)
+            return local_distance_m(src.lon, src.lat, a.lon, a.lat) <= (rule.within_m or 0.0)
         if rule.scope == "downstream":
             return self.downstream is not None and a.asset in self.downstream(src.asset)
         return False
@@ -745,7 +739,7 @@ class AlarmBook:
                 if inc_id in near:
                     continue
                 for m in members:
-                    if _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
+                    if local_distance_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
                         near[inc_id] = None
                         break
         for inc_id in sorted(near, key=self._inc_seq.__getitem__):  # the order the incidents were made

@@ -92,9 +92,7 @@ class AlarmIncidentBridge:
         they touched."""
         touched: set[str] = set()
         changed: set[str] = set()
-        for r in self.monitoring.alarm_events():
-            if int(r["seq"]) <= self._last_seq:
-                continue
+        for r in self.monitoring.alarm_events(after_seq=self._last_seq):
             self._last_seq = int(r["seq"])
             changed.add(r["alarm_id"])
             g = self._apply(r)

@@ -18,6 +18,7 @@ from statistics import median
 from typing import Any
 
 from rescity.model import Jurisdiction, JurisdictionLevel
+from rescity.model.geo import local_distance_m
 from rescity.model.incident import Action, Incident, IncidentEvent, IncidentSource, Tier
 from rescity.model.levels import WarningLevel
 from rescity.respond import lifecycle
@@ -69,13 +70,6 @@ _MILESTONE_ZH = {"acknowledge": "响应", "arrive": "到场", "resolve": "处置
 
 def _day(ts_ms: int) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y%m%d")
-
-
-def _dist_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Equirectangular distance in metres (exact enough within a city)."""
-    k = math.pi / 180.0
-    x = (lon2 - lon1) * k * math.cos((lat1 + lat2) / 2.0 * k)
-    return 6371008.8 * math.hypot(x, (lat2 - lat1) * k)
 
 
 def user_from_row(row: Mapping[str, Any]) -> User:
@@ -446,7 +440,7 @@ class ResponseService:
                                        types=[category], bbox=(lon - dlon, lat - dlat, lon + dlon, lat + dlat)):
             if ts_ms - int(d["created_ms"]) > pol.report_dedup_s * 1000:
                 continue
-            dist = _dist_m(lon, lat, float(d["lon"]), float(d["lat"]))
+            dist = local_distance_m(lon, lat, float(d["lon"]), float(d["lat"]))
             if dist <= pol.report_dedup_m and (near is None or dist < near[0]):
                 near = (dist, d["id"])
         with self.rs.tx() as tx:
@@ -540,6 +534,13 @@ class ResponseService:
         return user_from_row(row)
 
     # -- audit ------------------------------------------------------------------------------
+    def _events_by_incident(self) -> dict[str, list[IncidentEvent]]:
+        """Every incident's events from the chain, in order (one pass over the log)."""
+        events: dict[str, list[IncidentEvent]] = {}
+        for rec in self.rs.audit_records(entity="incident"):
+            events.setdefault(rec.entity_id, []).append(event_of(rec))
+        return events
+
     def verify_audit(self, user: User = SYSTEM) -> Verdict:
         """Check the chain (:func:`rescity.respond.audit.verify`) and that every incident
         row agrees with the fold of its events (an incident edited in its table, not
@@ -549,9 +550,7 @@ class ResponseService:
         verdict = verify(self.rs.audit_records(), head=self.rs.head())
         if not verdict.ok:
             return verdict
-        events: dict[str, list[IncidentEvent]] = {}
-        for rec in self.rs.audit_records(entity="incident"):
-            events.setdefault(rec.entity_id, []).append(event_of(rec))
+        events = self._events_by_incident()
         rows = {r["id"]: r for r in self.rs.incident_rows()}
         for iid in sorted(set(rows) | set(events)):
             if iid not in events:
@@ -581,9 +580,7 @@ class ResponseService:
         acknowledge (dispatch -> accept), arrive (dispatch -> on site) and resolve
         (dispatch -> resolved); per model the share dismissed as false alarms —
         the feedback a city uses to tune its models. Over the incidents the user sees."""
-        events: dict[str, list[IncidentEvent]] = {}
-        for rec in self.rs.audit_records(entity="incident"):
-            events.setdefault(rec.entity_id, []).append(event_of(rec))
+        events = self._events_by_incident()
         incs = [i for i in (lifecycle.replay(evs) for evs in events.values()) if can_read(user, i)]
         return {"units": _unit_metrics(incs), "models": _model_metrics(incs),
                 "incidents": len(incs)}

@@ -374,11 +374,15 @@ class MonitoringStore:
             if updated.rowcount == 0:
                 conn.execute(sa.insert(alarm_table), [row])
 
-    def alarm_events(self, alarm_id: str | None = None) -> list[dict[str, Any]]:
+    def alarm_events(self, alarm_id: str | None = None, *, after_seq: int = 0) -> list[dict[str, Any]]:
+        """Stored alarm events in order (of one alarm; only those after ``after_seq``, so
+        a follower reads what is new, not the whole log)."""
         t = alarm_event_table.c
         q = sa.select(alarm_event_table).order_by(t.seq)
         if alarm_id is not None:
             q = q.where(t.alarm_id == alarm_id)
+        if after_seq:
+            q = q.where(t.seq > after_seq)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
