@@ -207,6 +207,17 @@ def _pair(parent: ET.Element, tag: str, name: str, value: str) -> None:
     _sub(e, "value", value)
 
 
+def write_optional_header(root: ET.Element, w: PublicWarning,
+                          sub: Callable[[ET.Element, str, str], ET.Element]) -> None:
+    """The optional alert elements both formats write after ``scope``, in the CAP order:
+    restriction, addresses, note, references (``sender,identifier,sent`` each), incidents."""
+    for tag, text in (("restriction", w.restriction), ("addresses", w.addresses), ("note", w.note),
+                      ("references", format_references(w.references) if w.references else ""),
+                      ("incidents", " ".join(w.incidents))):
+        if text:
+            sub(root, tag, text)
+
+
 def write_cap(w: PublicWarning) -> bytes:
     """The warning as a CAP 1.2 XML document (UTF-8 bytes, with an XML declaration)."""
     ET.register_namespace("", CAP_NS)
@@ -217,16 +228,7 @@ def write_cap(w: PublicWarning) -> bytes:
     _sub(root, "status", w.status.value)
     _sub(root, "msgType", w.msg_type.value)
     _sub(root, "scope", w.scope.value)
-    if w.restriction:
-        _sub(root, "restriction", w.restriction)
-    if w.addresses:
-        _sub(root, "addresses", w.addresses)
-    if w.note:
-        _sub(root, "note", w.note)
-    if w.references:
-        _sub(root, "references", format_references(w.references))
-    if w.incidents:
-        _sub(root, "incidents", " ".join(w.incidents))
+    write_optional_header(root, w, _sub)
     for lang, text in w.texts():
         info = _sub(root, "info")
         _sub(info, "language", lang)

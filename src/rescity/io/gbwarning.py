@@ -50,7 +50,6 @@ from shapely.geometry import Polygon
 from rescity.io.cap import (
     build_model_error,
     format_polygon,
-    format_references,
     format_time,
     language_key,
     parse_enum,
@@ -58,6 +57,7 @@ from rescity.io.cap import (
     parse_references,
     parse_time,
     parse_xml,
+    write_optional_header,
     xml_text,
 )
 from rescity.io.errors import FormatError
@@ -182,16 +182,7 @@ def write_gb(w: PublicWarning) -> bytes:
     _sub(root, "status", w.status.value)
     _sub(root, "msgType", w.msg_type.value)
     _sub(root, "scope", w.scope.value)
-    if w.restriction:
-        _sub(root, "restriction", w.restriction)
-    if w.addresses:
-        _sub(root, "addresses", w.addresses)
-    if w.note:
-        _sub(root, "note", w.note)
-    if w.references:
-        _sub(root, "references", format_references(w.references))
-    if w.incidents:
-        _sub(root, "incidents", " ".join(w.incidents))
+    write_optional_header(root, w, _sub)
     for lang, text in ((LANG_ZH, w.zh), (LANG_EN, w.en)):
         info = _sub(root, "info")
         _sub(info, "language", lang)
