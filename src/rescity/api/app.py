@@ -130,6 +130,7 @@ def create_app(db: str | None = None, *, clock: Any = None) -> FastAPI:
     from rescity.api.risk import install as install_risk
 
     install_risk(app)
+    __import__("rescity.api.simulate", fromlist=["install"]).install(app)  # scenarios (issue #6)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.state.store = store
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,32 +72,59 @@ class Simulation:
     city: M.Curve
     bands: dict[str, M.EnsembleBands] | None = None
     png: Path | None = None
+    affected: list[dict[str, Any]] = field(default_factory=list)
+    """What the scenario hit (:func:`rescity.simulate.consequences.affected_assets`); for
+    an ensemble, everything hit in some realization with ``share`` of the realizations."""
 
 
 def _one(city: City, hazard: Any, seed: int, horizon_h: float, step_s: float, policy: str,
-         water_simulator: str = "wntr") -> dict[str, Any]:
+         water_simulator: str = "wntr", stage: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     from rescity.simulate.scenario import run_scenario
 
     fast = water_simulator == "epanet"
     r = run_scenario(city, hazard, seed=seed, horizon_h=horizon_h, step_s=step_s, policy=policy,
-                     water_simulator=water_simulator, coarsen_patterns=fast)
+                     water_simulator=water_simulator, coarsen_patterns=fast, progress=stage)
     return {"summary": r.summary(), "curves": {k: (c.t_h, c.q_pct) for k, c in r.curves.items()},
-            "city": (r.city.t_h, r.city.q_pct)}
+            "city": (r.city.t_h, r.city.q_pct), "affected": r.affected}
+
+
+def _merge_affected(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Union of the realizations' affected assets; ``share``: the share of realizations
+    that hit the asset that way; ``from_h`` the earliest, ``to_h`` the latest (None if
+    some realization ends with it still affected)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    n = max(1, len(runs))
+    for rows in runs:
+        for r in rows:
+            k = (r["uid"], r["kind"])
+            m = out.get(k)
+            if m is None:
+                out[k] = {**r, "share": 1.0 / n}
+                continue
+            m["share"] += 1.0 / n
+            m["from_h"] = min(m["from_h"], r["from_h"])
+            m["to_h"] = None if m["to_h"] is None or r["to_h"] is None else max(m["to_h"], r["to_h"])
+    for m in out.values():
+        m["share"] = round(m["share"], 4)
+    return sorted(out.values(), key=lambda r: (r["network"], r["kind"], r["uid"]))
 
 
 def simulate(city: City, kind: str, *, realizations: int = 1, seed: int = 1, horizon_h: float | None = None,
              step_s: float = 3600.0, policy: str = "criticality", png: Path | None = None,
-             progress: Callable[[int, int], None] | None = None, workers: int = 2, **params: Any) -> Simulation:
+             progress: Callable[[int, int], None] | None = None, workers: int = 2,
+             stage: Callable[[str, float], None] | None = None, **params: Any) -> Simulation:
     """Run a scenario ``realizations`` times (seeds ``seed``, ``seed + 1``, ...); one run
     in process, more on Dask. Returns the metrics (for an ensemble: the mean curve, p10/p90
-    bands and the distribution of every metric) and writes the curves' PNG to ``png``."""
+    bands and the distribution of every metric) and writes the curves' PNG to ``png``.
+    ``progress(done, n)`` after each realization; ``stage(name, fraction)`` within a
+    single run (damage, repairs, cascade, metrics, consequences)."""
     hazard = make_hazard(kind, city, **params)
     if realizations < 1:
         raise ValueError(f"realizations must be at least 1, got {realizations}")
     hz = horizon_h or (7 * 24.0 if kind == "earthquake" else 24.0)
     runs: list[dict[str, Any]] = []
     if realizations == 1:
-        runs.append(_one(city, hazard, seed, hz, step_s, policy))
+        runs.append(_one(city, hazard, seed, hz, step_s, policy, stage=stage))
         if progress is not None:
             progress(1, 1)
     else:
@@ -105,7 +132,7 @@ def simulate(city: City, kind: str, *, realizations: int = 1, seed: int = 1, hor
     curves0 = {k: M.Curve.of(*v) for k, v in runs[0]["curves"].items()}
     if realizations == 1:
         summ = runs[0]["summary"]
-        sim = Simulation(kind, 1, summ, curves0, M.Curve.of(*runs[0]["city"]))
+        sim = Simulation(kind, 1, summ, curves0, M.Curve.of(*runs[0]["city"]), affected=runs[0]["affected"])
     else:
         per: dict[str, list[M.Curve]] = {}
         for r in runs:
@@ -118,7 +145,8 @@ def simulate(city: City, kind: str, *, realizations: int = 1, seed: int = 1, hor
         summ = {"kind": kind, "realizations": realizations, "metrics": dists,
                 "consequences": _mean_consequences([r["summary"]["consequences"] for r in runs])}
         mean = {k: M.Curve.of(b.t_h, b.mean) for k, b in bands.items()}
-        sim = Simulation(kind, realizations, summ, {k: v for k, v in mean.items() if k != "city"}, mean["city"], bands)
+        sim = Simulation(kind, realizations, summ, {k: v for k, v in mean.items() if k != "city"}, mean["city"], bands,
+                         affected=_merge_affected([r["affected"] for r in runs]))
     if png is not None:
         from rescity.simulate.plots import plot_resilience_curves
 
@@ -129,12 +157,23 @@ def simulate(city: City, kind: str, *, realizations: int = 1, seed: int = 1, hor
 
 
 def _mean_consequences(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, p10 and p90 over the realizations of every number in the consequences,
+    nested documents (per jurisdiction) included; lists and time series are left out."""
     out: dict[str, Any] = {}
     for k in items[0]:
-        vals = [x[k] for x in items if isinstance(x.get(k), int | float)]
+        if k == "series":
+            continue
+        vals = [x[k] for x in items if isinstance(x.get(k), int | float) and not isinstance(x.get(k), bool)]
+        subs = [x[k] for x in items if isinstance(x.get(k), dict)]
         if vals:
             out[k] = {"mean": float(np.mean(vals)), "p10": float(np.percentile(vals, 10)),
                       "p90": float(np.percentile(vals, 90))}
+        elif subs and len(subs) == len(items):
+            sub = _mean_consequences(subs)
+            if sub:
+                out[k] = sub
+        elif isinstance(items[0][k], str):
+            out[k] = items[0][k]
     return out
 
 
@@ -255,3 +294,399 @@ def predict_from_incident(store: Any, incident_id: str, user: Any = None, **kw: 
     else:
         raise ValueError(f"incident {incident_id} has neither a water pipe nor a place")
     return {"incident": inc.id, **out}
+
+
+# -- scenario runs for the API (asynchronous, stored) ---------------------------------------------------------
+HAZARDS = ("earthquake", "rainstorm", "burst", "outage")
+API_MAX_REALIZATIONS = 100
+"""The most realizations one API run may ask for (an ensemble of 100 week-long
+earthquakes takes about a minute on two Dask workers); the CLI has no cap."""
+
+
+def _params_models() -> dict[str, Any]:
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class _P(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        horizon_h: float | None = Field(default=None, gt=0, le=24 * 30, description="hours to simulate")
+        policy: Literal["criticality", "population", "nearest"] = "criticality"
+
+    class EarthquakeParams(_P):
+        magnitude: float
+        lon: float | None = Field(default=None, ge=-180, le=180)
+        lat: float | None = Field(default=None, ge=-90, le=90)
+        depth_km: float = 10.0
+
+    class RainstormParams(_P):
+        return_period: float
+        duration: float = Field(description="storm duration, hours")
+        method: Literal["chicago", "alternating_block"] = "chicago"
+
+    class BurstParams(_P):
+        pipe: str = Field(min_length=1, max_length=300)
+        mode: Literal["break", "leak"] = "break"
+
+    class OutageParams(_P):
+        substation: str = Field(min_length=1, max_length=300)
+        duration: float | None = Field(default=None, gt=0, description="hours (default: to the end)")
+
+    return {"earthquake": EarthquakeParams, "rainstorm": RainstormParams, "burst": BurstParams,
+            "outage": OutageParams}
+
+
+PARAMS = _params_models()
+"""The parameters of each hazard, named as the CLI's options (``duration`` in hours)."""
+
+
+def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a ``kind`` scenario, validated; a :class:`ValueError` names the
+    field (``params.magnitude: ...``)."""
+    from pydantic import ValidationError
+
+    if kind not in PARAMS:
+        raise ValueError(f"hazard: unknown scenario kind {kind!r}; expected one of {', '.join(HAZARDS)}")
+    try:
+        return PARAMS[kind].model_validate(params).model_dump()  # type: ignore[no-any-return]
+    except ValidationError as e:
+        raise ValueError(_field_message(e)) from None
+
+
+_SPEC_NAMES = {"return_period_years": "return_period", "duration_min": "duration", "duration_s": "duration"}
+"""Fields of the hazard specs under the names the CLI and the API use."""
+
+
+def _field_message(e: Any) -> str:
+    """``params.<field>: <what is wrong>`` for the first error of a pydantic validation
+    (unknown fields first)."""
+    errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+    err = errs[0]
+    loc = ".".join(_SPEC_NAMES.get(str(x), str(x)) for x in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown parameter"
+    return f"params.{loc}: {msg}"
+
+
+def hazard_of(kind: str, city: City, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The hazard of a run's parameters (:func:`make_hazard`) and the run options
+    (``horizon_h``, ``policy``); errors name the field."""
+    p = check_params(kind, params)
+    opts = {"horizon_h": p.pop("horizon_h"), "policy": p.pop("policy")}
+    if "duration" in p:
+        p["duration_h"] = p.pop("duration")
+    try:
+        return make_hazard(kind, city, **p), opts
+    except ValueError as e:
+        if hasattr(e, "errors"):  # a pydantic error of the hazard's own spec
+            raise ValueError(_field_message(e)) from None
+        field_ = {"burst": "pipe", "outage": "substation", "earthquake": "lon, lat"}.get(kind, "params")
+        raise ValueError(f"params.{field_}: {e}") from None
+
+
+def scenario_scope(city: City, kind: str, hazard: Any) -> dict[str, Any]:
+    """Where a scenario's hazard lies, for the access rules: ``codes`` of the
+    jurisdictions holding its point (the epicentre, the pipe, the substation; grid first)
+    or of every district for a (city-wide) rainstorm, ``network`` the network type it
+    acts on (water for a burst, power for an outage), ``city_wide``."""
+    import shapely
+
+    from rescity.model import JurisdictionLevel
+    from rescity.simulate.restoration import asset_xy
+
+    order = {JurisdictionLevel.GRID: 0, JurisdictionLevel.STREET: 1, JurisdictionLevel.DISTRICT: 2}
+    if kind == "rainstorm":
+        codes = sorted(j.code for j in city.jurisdictions.values() if j.level == JurisdictionLevel.DISTRICT)
+        return {"codes": codes, "network": "drainage", "city_wide": True}
+    if kind == "earthquake":
+        xy, net = (float(hazard.lon), float(hazard.lat)), None
+    else:
+        uid = hazard.pipe if kind == "burst" else hazard.asset
+        xy, net = asset_xy(city, uid), ("water" if kind == "burst" else "power")
+    pt = shapely.Point(xy)
+    hits = sorted((j for j in city.jurisdictions.values() if j.geometry.covers(pt)),
+                  key=lambda j: (order.get(j.level, 3), j.code))
+    return {"codes": [j.code for j in hits], "network": net, "city_wide": kind == "earthquake",
+            "lon": xy[0], "lat": xy[1]}
+
+
+def may_run(user: Any, kind: str, scope: dict[str, Any]) -> bool:
+    """Who may run a scenario (a what-if changes nothing in the city, but it costs minutes
+    of the server and its results describe the city's weak points):
+
+    * commanders: every scenario;
+    * district officers: a rainstorm (a design storm falls on every district), and an
+      earthquake, burst or outage located in their jurisdictions;
+    * operators: an earthquake or a rainstorm (they hit every network), a burst if they
+      answer for water, an outage if for power (within their jurisdictions, if scoped);
+    * grid workers, citizens and auditors run none (auditors read every run)."""
+    from rescity.respond.access import Role, in_place
+
+    r = user.role
+    if r == Role.COMMANDER:
+        return True
+    codes = list(scope.get("codes") or [])
+    if r == Role.DISTRICT_OFFICER:
+        return kind == "rainstorm" or in_place(user, codes)
+    if r == Role.OPERATOR:
+        if kind in ("earthquake", "rainstorm"):
+            return True
+        net = scope.get("network")
+        return net in user.networks and (not user.jurisdictions or in_place(user, codes))
+    return False
+
+
+def may_read(user: Any, run: dict[str, Any]) -> bool:
+    """A run is readable by whoever started it, commanders and auditors, and whoever may
+    run the same scenario (:func:`may_run`)."""
+    from rescity.respond.access import Role
+
+    if user.role in (Role.COMMANDER, Role.AUDITOR) or run.get("created_by") == user.username:
+        return True
+    return may_run(user, str(run["hazard"]), dict(run.get("scope") or {}))
+
+
+def _plain(x: Any) -> Any:
+    """JSON-able copy: numpy numbers as Python numbers, NaN and infinities as None."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_plain(v) for v in x.tolist()]
+    if isinstance(x, bool | np.bool_):
+        return bool(x)
+    if isinstance(x, int | np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        v = float(x)
+        return v if np.isfinite(v) else None
+    return x
+
+
+def curves_doc(sim: Simulation) -> dict[str, Any]:
+    """``{network or "city": {"t_h": [...], "q": [...], "p10": [...], "p90": [...]}}``
+    (percent over hours; bands for ensembles only)."""
+    out: dict[str, Any] = {}
+    for name, c in [*sim.curves.items(), ("city", sim.city)]:
+        d: dict[str, Any] = {"t_h": np.round(c.t_h, 4), "q": np.round(c.q_pct, 3)}
+        b = (sim.bands or {}).get(name)
+        if b is not None:
+            d["p10"], d["p90"] = np.round(b.p10, 3), np.round(b.p90, 3)
+        out[name] = d
+    return _plain(out)  # type: ignore[no-any-return]
+
+
+class ScenarioService:
+    """Scenario runs for the API: asked (checked against the city and the caller's
+    rights), queued, executed one at a time by a background worker thread, and stored
+    with their progress and results (:class:`rescity.store.simulation.ScenarioStore`),
+    so a restarted server lists them and resumes the unfinished ones.
+
+    ``clock() -> ms since the epoch``; ``workers``: Dask workers for ensembles."""
+
+    def __init__(self, store: Any, *, clock: Callable[[], int] | None = None, workers: int = 2) -> None:
+        import queue
+        import threading
+        import time
+
+        from rescity.store.simulation import ScenarioStore
+
+        self.store = store
+        self.runs = ScenarioStore(store.engine)
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.workers = workers
+        self._city: City | None = None
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.enabled = True
+        """False: runs are queued and stored but not executed (tests of the API's surface)."""
+
+    # -- the city --------------------------------------------------------------------------------------
+    def city(self) -> City:
+        """The stored city (loaded once per service; restart after importing another)."""
+        with self._lock:
+            if self._city is None:
+                from rescity.store import NotFoundError
+
+                try:
+                    self._city = self.store.load_city()
+                except NotFoundError:
+                    raise ValueError("no city in the store (build or import one first)") from None
+            return self._city
+
+    # -- asking -----------------------------------------------------------------------------------------
+    def submit(self, user: Any, hazard: str, params: dict[str, Any], *, realizations: int = 1,
+               seed: int = 0) -> dict[str, Any]:
+        """Check and queue a run; ``{"id", "status": "queued"}``. :class:`ValueError`
+        (naming the field) for bad input, ``AccessDenied`` if the caller may not run it."""
+        import secrets
+
+        from rescity.respond.access import AccessDenied, Role
+
+        if user.role in (Role.CITIZEN, Role.GRID_WORKER, Role.AUDITOR):
+            raise AccessDenied(f"{user.username} ({user.role.value}) may not run scenarios")
+        if hazard not in HAZARDS:
+            raise ValueError(f"hazard: unknown scenario kind {hazard!r}; expected one of {', '.join(HAZARDS)}")
+        if not 1 <= realizations <= API_MAX_REALIZATIONS:
+            raise ValueError(f"realizations: between 1 and {API_MAX_REALIZATIONS}, got {realizations}")
+        if realizations > 1 and hazard != "earthquake":
+            raise ValueError(f"realizations: a {hazard} is deterministic (only an earthquake's damage is "
+                             "sampled); give 1")
+        city = self.city()
+        hz, _ = hazard_of(hazard, city, params)
+        scope = scenario_scope(city, hazard, hz)
+        if not may_run(user, hazard, scope):
+            where = ", ".join(scope["codes"][:3]) or "outside every jurisdiction"
+            raise AccessDenied(f"{user.username} ({user.role.value}) may not run this {hazard} scenario "
+                               f"(it lies in {where})")
+        now = int(self.clock())
+        run_id = f"sc-{now:013d}-{secrets.token_hex(3)}"
+        self.runs.create(id=run_id, hazard=hazard, params=_plain(check_params(hazard, params)),
+                         realizations=int(realizations), seed=int(seed), status="queued", progress=0.0,
+                         message="queued", error=None, created_ms=now, created_by=user.username,
+                         scope=_plain(scope))
+        self.enqueue(run_id)
+        return {"id": run_id, "status": "queued"}
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _readable(self, user: Any, run_id: str, *, result: bool = False) -> dict[str, Any]:
+        from rescity.respond.access import AccessDenied, Role
+        from rescity.service.respond import NotFound
+
+        if user.role in (Role.CITIZEN, Role.GRID_WORKER):
+            raise AccessDenied(f"{user.username} ({user.role.value}) may not see scenarios")
+        run = self.runs.get(run_id, result=result)
+        if run is None or not may_read(user, run):
+            raise NotFound(f"no scenario run {run_id!r}")
+        return run
+
+    def list(self, user: Any, limit: int = 200) -> list[dict[str, Any]]:
+        """The runs the caller may see, newest first (without results)."""
+        from rescity.respond.access import AccessDenied, Role
+
+        if user.role in (Role.CITIZEN, Role.GRID_WORKER):
+            raise AccessDenied(f"{user.username} ({user.role.value}) may not see scenarios")
+        return [self._summary(r) for r in self.runs.list(limit=10_000) if may_read(user, r)][:limit]
+
+    @staticmethod
+    def _summary(r: dict[str, Any]) -> dict[str, Any]:
+        return {"id": r["id"], "hazard": r["hazard"], "params": r["params"], "realizations": r["realizations"],
+                "seed": r["seed"], "status": r["status"], "progress": round(float(r["progress"]), 4),
+                "message": r["message"], "error": r["error"], "created_ms": r["created_ms"],
+                "started_ms": r["started_ms"], "finished_ms": r["finished_ms"], "by": r["created_by"]}
+
+    def get(self, user: Any, run_id: str) -> dict[str, Any]:
+        """One run with its results once done (metrics, curves, consequences)."""
+        r = self._readable(user, run_id, result=True)
+        res = r.get("result") or {}
+        return {**self._summary(r), "metrics": res.get("metrics", {}), "curves": res.get("curves", {}),
+                "consequences": res.get("consequences", {})}
+
+    def affected(self, user: Any, run_id: str) -> dict[str, Any]:
+        """The affected assets as GeoJSON (WGS84); empty until the run is done."""
+        from rescity.simulate.consequences import affected_geojson
+
+        r = self._readable(user, run_id, result=True)
+        rows = (r.get("result") or {}).get("affected", [])
+        doc = affected_geojson(self.city(), rows) if rows else {"type": "FeatureCollection", "features": []}
+        doc["rescity:scenario"] = {"id": r["id"], "hazard": r["hazard"], "status": r["status"]}
+        return doc
+
+    def png(self, user: Any, run_id: str) -> bytes:
+        """The resilience curves' PNG; :class:`RunNotDone` (409) before the run is done."""
+        r = self._readable(user, run_id)
+        if r["status"] != "done":
+            raise RunNotDone(f"scenario run {run_id} is {r['status']}: its curves come when it is done")
+        data = self.runs.png(run_id)
+        if not data:
+            raise RunNotDone(f"scenario run {run_id} has no curves")
+        return data
+
+    # -- the worker -------------------------------------------------------------------------------------
+    def enqueue(self, run_id: str) -> None:
+        """Put a run on the worker's queue (starting the worker thread if needed)."""
+        import threading
+
+        self._queue.put(run_id)
+        if self.enabled and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._work, name="rescity-scenarios", daemon=True)
+            self._thread.start()
+
+    def resume(self) -> list[str]:
+        """Queue again the runs left queued or running (by a stopped server)."""
+        ids = self.runs.unfinished()
+        for i in ids:
+            self.runs.update(i, status="queued", progress=0.0, message="queued again after a restart")
+            self.enqueue(i)
+        return ids
+
+    def stop(self, timeout_s: float = 600.0) -> None:
+        """Let the worker finish its current run and stop."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+
+    def wait(self, run_id: str, timeout_s: float = 600.0) -> str:
+        """Block until a run is done or failed (tests, the CLI); its status."""
+        import time
+
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            r = self.runs.get(run_id)
+            if r is not None and r["status"] in ("done", "failed"):
+                return str(r["status"])
+            time.sleep(0.2)
+        raise TimeoutError(f"scenario run {run_id} did not finish in {timeout_s:g} s")
+
+    def _work(self) -> None:
+        while True:
+            run_id = self._queue.get()
+            if run_id is None:
+                return
+            try:
+                self.execute(run_id)
+            except Exception as e:  # a run's failure is stored, the worker goes on
+                self.runs.update(run_id, status="failed", message="failed", error=f"{type(e).__name__}: {e}",
+                                 finished_ms=int(self.clock()))
+
+    def execute(self, run_id: str) -> None:
+        """Run one queued run now (in the calling thread) and store its results."""
+        import tempfile
+        import time
+
+        r = self.runs.get(run_id)
+        if r is None or r["status"] not in ("queued", "running"):
+            return
+        self.runs.update(run_id, status="running", started_ms=int(self.clock()), progress=0.0, message="starting")
+        city = self.city()
+        _, opts = hazard_of(r["hazard"], city, dict(r["params"]))
+        n = int(r["realizations"])
+        last = [0.0]
+
+        def report(fraction: float, message: str, force: bool = False) -> None:
+            now = time.monotonic()
+            if force or now - last[0] >= 0.5:
+                last[0] = now
+                self.runs.update(run_id, progress=round(min(max(fraction, 0.0), 0.99), 4), message=message[:300])
+
+        with tempfile.TemporaryDirectory(prefix="rescity-scenario-") as d:
+            png = Path(d) / "curves.png"
+            params = {k: v for k, v in r["params"].items() if k not in ("horizon_h", "policy")}
+            if "duration" in params:
+                params["duration_h"] = params.pop("duration")
+            sim = simulate(city, r["hazard"], realizations=n, seed=int(r["seed"]), horizon_h=opts["horizon_h"],
+                           policy=opts["policy"], png=png, workers=self.workers,
+                           progress=lambda done, tot: report(done / tot, f"{done}/{tot} realizations", True),
+                           stage=lambda name, f: report(f, name, name in ("cascade", "done")), **params)
+            data = png.read_bytes()
+        result = {"metrics": _plain(sim.summary.get("metrics", {})), "curves": curves_doc(sim),
+                  "consequences": _plain(sim.summary.get("consequences", {})), "affected": _plain(sim.affected)}
+        self.runs.update(run_id, status="done", progress=1.0, message="done", finished_ms=int(self.clock()),
+                         result=result, png=data)
+
+
+class RunNotDone(RuntimeError):
+    """The run has no such result yet (the API answers 409)."""

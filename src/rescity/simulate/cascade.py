@@ -154,6 +154,17 @@ class Cascade:
         self._sub_xy = dict(zip(self.substations, sub_pts, strict=True))
 
     # -- engine models, converted once per city and copied per run ----------------------------
+    def road_graph(self) -> Any:
+        """The road graph with travel times (None without a road network), built once."""
+        if self.roads is None:
+            return None
+        if getattr(self, "_road_graph", None) is None:
+            from .engines.roads import RoadGraph
+
+            bridges = next((n for n in self.city.networks.values() if n.type == NetworkType.BRIDGE), None)
+            self._road_graph = RoadGraph(self.roads, bridges)
+        return self._road_graph
+
     def power_model(self) -> Any:
         """The pandapower model (its cache of solved states is shared between runs)."""
         if getattr(self, "_power_model", None) is None:

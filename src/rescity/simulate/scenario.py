@@ -10,11 +10,15 @@ curves -> resilience metrics and consequences.
 * **pipe burst** at a chosen pipe, **power outage** at a chosen substation or feeder.
 
 Repairs: crews start at the city's fire stations and treatment works (``crew_bases``),
-travel on the road graph (free-flow times, the hazard's closures at the start), and take
-jobs by a policy (:mod:`rescity.simulate.restoration`); a component's condition ends at
-its repair's finish. The curves come from the engines' service levels (water: served
-over expected demand; power: load served; roads: share of segments open), in percent
-over hours; the city curve weighs networks equally.
+travel on the road graph (free-flow times, with the road segments and bridges the
+hazard closed at the start shut: :func:`~rescity.simulate.restoration.road_travel`;
+the straight line at 30 km/h x 1.3 where the city has no roads or ``travel="straight"``),
+and take jobs by a policy (:mod:`rescity.simulate.restoration`); a component's condition
+ends at its repair's finish. The curves come from the engines' service levels (water:
+served over expected demand; power: load served; roads: share of segments open), in
+percent over hours; the city curve weighs networks equally. Consequences per district
+and street (:mod:`rescity.simulate.consequences`) and the affected assets (for maps)
+come with the result.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from rescity.model import City, FacilityKind, NetworkType
 from . import metrics as M
 from .cascade import Cascade, CascadeParams, CascadeResult
 from .engines.conditions import Break, Closure, Condition, Leak, Outage
-from .restoration import POLICIES, Crew, Job, Schedule, asset_xy, schedule_repairs, straight_line
+from .restoration import POLICIES, Crew, Job, Schedule, TravelFn, asset_xy, road_travel, schedule_repairs, straight_line
 
 LEAK_AREA_FRACTION = 0.03
 """A shaking leak's orifice as a share of the pipe's section (assumption; breaks take the
@@ -50,6 +54,7 @@ class ScenarioResult:
     city: M.Curve
     metrics: dict[str, M.ResilienceMetrics]
     consequences: dict[str, Any] = field(default_factory=dict)
+    affected: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Metrics per network and for the city, consequences, counts (JSON-able)."""
@@ -90,6 +95,19 @@ def crew_bases(city: City, n_per_base: int = 2) -> list[Crew]:
 
 def _network(city: City, t: NetworkType) -> Any:
     return next((n for n in city.networks.values() if n.type == t), None)
+
+
+def crew_travel(city: City, conditions: Sequence[Condition], casc: Cascade, mode: str = "roads") -> TravelFn:
+    """The crews' travel time: on the road graph with the road segments and bridge spans
+    that ``conditions`` close at the start (t = 0) shut, or the straight line (30 km/h x
+    1.3) with ``mode="straight"`` or without a road network."""
+    graph = casc.road_graph() if mode == "roads" else None
+    if graph is None:
+        return straight_line(30.0, detour=1.3)
+    names = {graph.roads.name, graph.bridges.name if graph.bridges is not None else None}
+    at_start = [c for c in conditions if c.network in names and isinstance(c, (Closure, Outage))
+                and c.start_s <= 0.0]
+    return road_travel(graph, graph.closed_links(at_start))
 
 
 def earthquake_conditions(city: City, quake: Any, seed: int) -> tuple[list[Condition], list[Job]]:
@@ -146,10 +164,11 @@ def _curve(series: Any) -> M.Curve:
 def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 48.0, step_s: float = 3600.0,
                  policy: str = "criticality", crews: Sequence[Crew] | None = None,
                  cascade: Cascade | None = None, progress: Progress | None = None,
-                 water_simulator: str = "wntr", coarsen_patterns: bool = False) -> ScenarioResult:
+                 water_simulator: str = "wntr", coarsen_patterns: bool = False,
+                 travel: str = "roads") -> ScenarioResult:
     """Run one scenario (module docstring). ``hazard``: an :class:`Earthquake`,
     :class:`Rainstorm`, :class:`PipeBurst` or :class:`PowerOutage` of
-    :mod:`rescity.simulate.hazards`."""
+    :mod:`rescity.simulate.hazards`; ``travel``: ``roads`` or ``straight``."""
     say = progress or (lambda _m, _f: None)
     kind = str(getattr(hazard, "kind", type(hazard).__name__.lower()))
     horizon_s = horizon_h * 3600.0
@@ -177,13 +196,15 @@ def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 4
     else:
         raise ValueError(f"unknown hazard kind {kind!r}")
     say("repairs", 0.3)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown repair policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    casc = cascade or cascade_for(city)
     schedule = None
     if jobs:
         schedule = schedule_repairs(list(crews or crew_bases(city)), jobs, POLICIES[policy](),
-                                    straight_line(30.0, detour=1.3), strict=False)
+                                    crew_travel(city, conds, casc, travel), strict=False)
     conds = _with_repairs(conds, schedule)
     say("cascade", 0.5)
-    casc = cascade or cascade_for(city)
     res = casc.run(conds, horizon_s=horizon_s, step_s=step_s, rainfall_mm_h=rain, rain_step_s=rain_step,
                    water_simulator=water_simulator, coarsen_patterns=coarsen_patterns)
     say("metrics", 0.9)
@@ -218,5 +239,18 @@ def run_scenario(city: City, hazard: Any, *, seed: int = 1, horizon_h: float = 4
         sum(1 for c in conds if isinstance(c, Closure))
     dark = {e.uid for e in res.events if e.what == "de_energised" and e.uid.startswith("facility:")}
     cons["facilities_without_power"] = sorted(dark)
+    say("consequences", 0.95)
+    from .consequences import affected_assets, consequences, road_origins
+
+    by = consequences(city, res, road_origins=road_origins(city), road_graph=casc.road_graph())
+    whole = by["city"]
+    for k in ("population_without_water_max", "person_hours_without_water", "population_without_power_max",
+              "person_hours_without_power", "flooded_area_m2"):
+        if k in whole:
+            cons[k] = whole[k]
+    for k in ("facilities_without_water", "facilities_without_road_access"):
+        cons[k] = whole[k]
+    cons["by_jurisdiction"] = by
+    hit = affected_assets(city, res, conds)
     say("done", 1.0)
-    return ScenarioResult(kind, conds, schedule, res, curves, city_curve, mets, cons)
+    return ScenarioResult(kind, conds, schedule, res, curves, city_curve, mets, cons, hit)
