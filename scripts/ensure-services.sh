@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (Debian) and start the services the test suite talks to, if they are missing or down:
 # PostgreSQL 15 with PostGIS 3 on 127.0.0.1:5432 (trust auth), Mosquitto on 127.0.0.1:1883
-# and NATS with JetStream on 127.0.0.1:4222.
+# and NATS with JetStream on 127.0.0.1:4222; Debian's Chromium for the browser tests.
 # Idempotent: does nothing when everything is already up.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ if [ -z "$pg_ver" ]; then need_pkgs+=(postgresql postgresql-contrib); pg_ver=15;
 dpkg -s "postgresql-${pg_ver}-postgis-3" >/dev/null 2>&1 || need_pkgs+=("postgresql-${pg_ver}-postgis-3")
 command -v mosquitto >/dev/null 2>&1 || need_pkgs+=(mosquitto mosquitto-clients)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need_pkgs+=(nats-server)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)  # the dashboard's browser tests (Playwright drives it)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   $SUDO apt-get update -qq

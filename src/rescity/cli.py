@@ -49,9 +49,14 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Build and run the main job, print a summary, do not serve.")] = False,
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    pace: Annotated[float, typer.Option(min=0.0, max=60.0, help="While serving: wall seconds per 5-minute slice of "
+                                        "the scripted day (0: as fast as it goes).")] = 0.5,
     db: DbOption = None,
 ) -> None:
-    """Build the demo city into the embedded store, run the main job and serve the dashboard."""
+    """Build the demo city into the embedded store, run the main job and serve the dashboard.
+
+    Served, the scripted day plays live on the dashboard (``--pace`` s per 5 minutes):
+    warnings appear, incidents move through their states, the risk map changes."""
     from rescity.service import twin
 
     t0 = time.perf_counter()
@@ -67,15 +72,49 @@ def demo(
         url = store.url
         _print_info(summary, as_json=False)
         console.print(f"built in {time.perf_counter() - t0:.1f} s into {url}")
-        _replay_day(store, city)
-    if no_serve:
-        return
-    _serve(host, port, db)
+        if no_serve:
+            _replay_day(store, city)
+            return
+    _serve_live_day(host, port, db, city, pace)
 
 
-def _replay_day(store: Any, city: Any) -> None:
+def _serve_live_day(host: str, port: int, db: str | None, city: Any, pace: float) -> None:
+    """Serve the dashboard while the scripted day replays in the background at ``pace``
+    wall seconds per slice; the API's clock is the replay's (sign-in tokens keep real time)."""
+    import threading
+
+    from rescity.demo.day import DAY_START_MS
+    from rescity.service.drill import ReplayClock
+    from rescity.store import Store
+
+    clock = ReplayClock(DAY_START_MS)
+    stop = threading.Event()
+
+    def play() -> None:
+        store = Store.open(db)
+        try:
+            _replay_day(store, city, clock=clock, pace=pace, stop=stop)
+        except _Stopped:
+            return
+        finally:
+            clock.finish()
+            store.close()
+
+    threading.Thread(target=play, name="rescity-demo-day", daemon=True).start()
+    try:
+        _serve(host, port, db, clock=clock, token_clock=lambda: int(time.time() * 1000))
+    finally:
+        stop.set()
+
+
+class _Stopped(Exception):
+    """The server stopped while the day was still playing."""
+
+
+def _replay_day(store: Any, city: Any, *, clock: Any = None, pace: float = 0.0, stop: Any = None) -> None:
     """The main job: replay the scripted day through validation, store and engine, with
-    the response drill on it (alarm groups -> incidents -> crews -> closure)."""
+    the response drill on it (alarm groups -> incidents -> crews -> closure). With a
+    ``clock`` (served demo) each slice moves it and waits ``pace`` s."""
     from rescity.service import drill
 
     prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -86,6 +125,10 @@ def _replay_day(store: Any, city: Any) -> None:
         def on_slice(now: int, res: Any) -> None:
             prog.update(task, advance=1, description=f"replaying the scripted day "
                         f"{time.strftime('%H:%M', time.gmtime(now / 1000))} UTC")
+            if clock is not None:
+                clock.set(now)
+            if stop is not None and stop.wait(pace):
+                raise _Stopped()
 
         day = drill.play_scripted_day(store, city, on_slice=on_slice,
                                       warnings_dir=Path.cwd() / ".rescity" / "warnings",
@@ -351,23 +394,46 @@ def export(network: str, file: Path, db: DbOption = None) -> None:
     out.print(f"wrote {file}")
 
 
-def _serve(host: str, port: int, db: str | None) -> None:
+def _serve(host: str, port: int, db: str | None, *, clock: Any = None, token_clock: Any = None,
+           follow: bool = False) -> None:
+    """Run the API and the dashboard; ``follow``: the response worker too (alarm groups ->
+    incidents, deadlines), in a thread beside the server."""
+    import threading
+
     import uvicorn
 
     from rescity.api.app import create_app
 
+    stop = threading.Event()
+    if follow:
+        from rescity.service.loop import follow as follow_alarms
+        from rescity.store import Store
+
+        def work() -> None:
+            store = Store.open(db)
+            try:
+                follow_alarms(store, interval_s=2.0, stop=stop, clock=clock)
+            finally:
+                store.close()
+
+        threading.Thread(target=work, name="rescity-response-worker", daemon=True).start()
     console.print(f"serving the dashboard on http://{host}:{port} (Ctrl+C to stop)")
-    uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(create_app(db, clock=clock, token_clock=token_clock), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Also run the response worker "
+                                         "(alarm groups -> incidents, deadlines) in the server.")] = True,
     db: DbOption = None,
 ) -> None:
-    """Serve the API and the dashboard."""
-    _serve(host, port, db)
+    """Serve the API and the dashboard (http://HOST:PORT)."""
+    _serve(host, port, db, follow=follow)
 
 
 # the response loop's commands (incidents, audit, users, publish) live in their own module

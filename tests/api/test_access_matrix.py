@@ -155,9 +155,6 @@ def test_every_response_endpoint_refuses_anonymous_callers(world):
     for path, ops in client.app.openapi()["paths"].items():
         if not path.startswith("/api/") or path == "/api/token":
             continue
-        if path in ("/api/info", "/api/networks", "/api/networks/{name}/geojson",
-                    "/api/jurisdictions/geojson"):
-            continue  # the twin's map layers: public until the dashboard signs in (issue #7)
         url = (path.replace("{incident_id}", ids["gas"]).replace("{ref}", ids["report"])
                .replace("{action}", "note"))
         for method in ops:

@@ -117,11 +117,22 @@ def test_cli_demo_info_export_and_api(tmp_path, monkeypatch):
     from rescity.api.app import create_app
 
     client = TestClient(create_app(db))
-    assert client.get("/api/info").json() == info
-    fc = client.get("/api/networks/gas/geojson").json()
+    assert client.get("/api/info").status_code == 401  # the twin is for signed-in staff
+    tok = client.post("/api/token", data={"username": "chief", "password": "rescity-demo"})
+    assert tok.status_code == 200, tok.text
+    h = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+    assert client.get("/api/info", headers=h).json() == info
+    fc = client.get("/api/networks/gas/geojson", headers=h).json()
     assert fc["rescity:network_type"] == "gas" and len(fc["features"]) > 1000
-    assert client.get("/api/networks/nope/geojson").status_code == 404
-    d = client.get("/api/jurisdictions/geojson", params={"level": "district"}).json()
+    light = client.get("/api/map/networks/gas", headers=h).json()
+    assert [f["properties"]["id"] for f in light["features"]] == [f["properties"]["id"] for f in fc["features"]]
+    assert client.get("/api/networks/nope/geojson", headers=h).status_code == 404
+    d = client.get("/api/jurisdictions/geojson", params={"level": "district"}, headers=h).json()
     assert len(d["features"]) == 3
-    assert client.get("/api/jurisdictions/geojson", params={"level": "planet"}).status_code == 422
+    assert client.get("/api/jurisdictions/geojson", params={"level": "planet"}, headers=h).status_code == 422
+    sensors = client.get("/api/sensors/geojson", headers=h).json()["features"]
+    assert len(sensors) == sum(info["sensors"].values())
+    assert any(f["properties"]["level"] > 0 for f in sensors)  # the day left some firing
     assert "ResCity" in client.get("/").text
+    for lib in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/chartjs/chart.umd.min.js", "/static/js/main.js"):
+        assert client.get(lib).status_code == 200, lib

@@ -12,15 +12,29 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from rescity.io.geo import jurisdictions_to_geojson, network_to_geojson
-from rescity.model import JurisdictionLevel
-
 WEB = Path(__file__).resolve().parent.parent / "web"
+VENDOR = {"leaflet": WEB / "node_modules" / "leaflet" / "dist",
+          "chartjs": WEB / "node_modules" / "chart.js" / "dist"}
+"""The front-end libraries, installed from npm into ``web/node_modules`` (``make venv``
+runs ``npm ci``); served by us, never from a CDN."""
+
+
+def mount_web(app: FastAPI) -> None:
+    """Serve the dashboard's own files and the npm libraries it uses. A missing library
+    is named at start-up, not discovered as a blank page."""
+    missing = [f"{k} ({p})" for k, p in VENDOR.items() if not p.is_dir()]
+    if missing:
+        raise RuntimeError("the dashboard's front-end libraries are not installed: "
+                           f"{', '.join(missing)}; run `npm ci --prefix {WEB}` (make venv does)")
+    for name, path in VENDOR.items():
+        app.mount(f"/static/vendor/{name}", StaticFiles(directory=path), name=f"vendor-{name}")
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
 
 
 class TelemetryBatch(BaseModel):
@@ -57,40 +71,17 @@ def require_device(creds: Annotated[HTTPAuthorizationCredentials | None, Depends
     return creds.credentials
 
 
-def create_app(db: str | None = None, *, clock: Any = None) -> FastAPI:
+def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = None) -> FastAPI:
     """The application over the store at ``db`` (default: the embedded SQLite file).
-    ``clock() -> ms since the epoch`` drives the response loop's time (default: wall time)."""
+    ``clock() -> ms since the epoch`` drives the response loop's time (default: wall time);
+    ``token_clock`` dates sign-in tokens (default: ``clock``)."""
     from rescity.api.respond import install
     from rescity.service.respond import ResponseService
-    from rescity.store import NotFoundError, Store
+    from rescity.store import Store
 
     store = Store.open(db)
     app = FastAPI(title="ResCity", version="0.1.0",
                   description="Safety-resilient city platform (安全韧性城市) API")
-
-    @app.get("/api/info")
-    def info() -> dict[str, Any]:
-        """Counts of the twin: networks, sensors, jurisdictions, interdependencies, facilities."""
-        return store.info()
-
-    @app.get("/api/networks")
-    def networks() -> list[dict[str, Any]]:
-        """The stored networks with their types and sizes."""
-        return store.network_summaries()
-
-    @app.get("/api/networks/{name}/geojson")
-    def network_geojson(name: str) -> dict[str, Any]:
-        """One network as a GeoJSON FeatureCollection (WGS84)."""
-        try:
-            net = store.get_network(name)
-        except NotFoundError:
-            raise HTTPException(404, f"no network named {name!r}") from None
-        return network_to_geojson(net)
-
-    @app.get("/api/jurisdictions/geojson")
-    def jurisdictions(level: JurisdictionLevel = JurisdictionLevel.DISTRICT) -> dict[str, Any]:
-        """Districts, streets or grid cells as GeoJSON, with names and residents."""
-        return jurisdictions_to_geojson(store.get_jurisdictions(level))
 
     def pipeline(request: Request) -> Any:
         pipe = getattr(request.app.state, "pipeline", None)
@@ -124,13 +115,18 @@ def create_app(db: str | None = None, *, clock: Any = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(WEB / "index.html")
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
 
-    install(app, ResponseService(store), clock=clock)
+    install(app, ResponseService(store), clock=clock, token_clock=token_clock)
+    from rescity.api.live import install as install_live
     from rescity.api.risk import install as install_risk
+    from rescity.api.twin import install as install_twin
 
     install_risk(app)
     __import__("rescity.api.simulate", fromlist=["install"]).install(app)  # scenarios (issue #6)
-    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    install_twin(app)
+    install_live(app)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    mount_web(app)
     app.state.store = store
     return app

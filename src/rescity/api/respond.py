@@ -20,7 +20,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescity.model.incident import Action, IncidentState
-from rescity.respond.access import AccessDenied, Role, User
+from rescity.respond.access import AccessDenied, Role, User, can_act
 from rescity.respond.credentials import AuthError, deployment_secret, issue_token, read_token
 from rescity.respond.lifecycle import IllegalTransition, incident_to_doc
 from rescity.service.respond import NotFound, ResponseService
@@ -97,7 +97,7 @@ def _current_user(request: Request, token: Annotated[str | None, Depends(_oauth2
         raise HTTPException(401, "sign in first: POST /api/token, then send "
                             "'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
     try:
-        claims = read_token(request.app.state.secret, token, _now(request) / 1000)
+        claims = read_token(request.app.state.secret, token, request.app.state.token_clock() / 1000)
     except AuthError as e:
         raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
     user = request.app.state.response.user(str(claims["sub"]))
@@ -114,22 +114,33 @@ USER_ACTIONS = tuple(a.value for a in Action if a not in (
     Action.CREATE, Action.DEADLINE_MISSED, Action.ABSORB, Action.ADD_REPORT))
 
 
-def install(app: FastAPI, svc: ResponseService, *, clock: Callable[[], int] | None = None) -> None:
+def _doc_for(user: User, inc: Any) -> dict[str, Any]:
+    doc = incident_to_doc(inc)
+    doc["my_actions"] = [a for a in doc["allowed_actions"] if can_act(user, inc, a)]
+    return doc
+
+
+def install(app: FastAPI, svc: ResponseService, *, clock: Callable[[], int] | None = None,
+            token_clock: Callable[[], int] | None = None) -> None:
     """Add the response API to ``app`` over ``svc``. ``clock() -> ms since the epoch``
-    (default: wall time) is kept on ``app.state.clock`` so tests can drive time."""
+    (default: wall time) is kept on ``app.state.clock`` so tests can drive time;
+    ``token_clock`` (default: ``clock``) dates and checks sign-in tokens -- the demo
+    replays a past day on ``clock`` while tokens live in real time."""
     app.state.response = svc
     app.state.clock = clock or (lambda: int(time.time() * 1000))
+    app.state.token_clock = token_clock or app.state.clock
     secret = app.state.secret = deployment_secret()
     router = APIRouter(prefix="/api")
 
     @router.post("/token", tags=["auth"])
-    def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], ts: Now) -> dict[str, Any]:
+    def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, Any]:
         """OAuth2 password flow: a bearer token for ``username`` / ``password``."""
         try:
             user = svc.authenticate(form.username, form.password)
         except AuthError as e:
             raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
-        tok = issue_token(secret, {"sub": user.username, "role": user.role.value}, ts / 1000, TOKEN_TTL_S)
+        tok = issue_token(secret, {"sub": user.username, "role": user.role.value},
+                          app.state.token_clock() / 1000, TOKEN_TTL_S)
         return {"access_token": tok, "token_type": "bearer", "expires_in": TOKEN_TTL_S,
                 "username": user.username, "role": user.role.value}
 
@@ -159,8 +170,9 @@ def install(app: FastAPI, svc: ResponseService, *, clock: Callable[[], int] | No
 
     @router.get("/incidents/{incident_id}", tags=["incidents"])
     def show(incident_id: str, user: Me) -> dict[str, Any]:
-        """One incident with its timeline and the actions allowed now."""
-        return incident_to_doc(svc.incident(user, incident_id))
+        """One incident with its timeline, the actions its state allows now
+        (``allowed_actions``) and those the caller may take (``my_actions``)."""
+        return _doc_for(user, svc.incident(user, incident_id))
 
     @router.post("/incidents/{incident_id}/actions/{action}", tags=["incidents"])
     def act(incident_id: str, action: str, user: Me, ts: Now,
@@ -171,7 +183,7 @@ def install(app: FastAPI, svc: ResponseService, *, clock: Callable[[], int] | No
         if action not in USER_ACTIONS:
             raise HTTPException(422, f"unknown action {action!r}; expected one of {', '.join(USER_ACTIONS)}")
         data = body.model_dump(exclude_none=True) if body is not None else {}
-        return incident_to_doc(svc.act(user, incident_id, action, ts, data))
+        return _doc_for(user, svc.act(user, incident_id, action, ts, data))
 
     @router.get("/incidents/{incident_id}/audit", tags=["audit"])
     def trail(incident_id: str, user: Me) -> list[dict[str, Any]]:

@@ -18,12 +18,17 @@ citizen            their own reports only                      file reports, fol
 auditor            everything                                  nothing (read only)
 =================  ==========================================  ==============================
 
+Live warnings (alarms) follow the same scopes as incidents: an alarm is seen by whoever
+would see an incident at its place on its network (:func:`can_read_alarm`). The twin's
+layers (networks, sensors) are for staff: every role but citizens (:func:`can_see_twin`).
+
 Every check is a pure function of the user and the incident, so the API, the CLI and the
 dashboard share one rule book, and a test can try every role against every incident.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from rescity.model.enums import _ZH, _Labelled
@@ -101,6 +106,28 @@ def can_read(user: User, inc: Incident) -> bool:
             return False
         return not user.jurisdictions or in_place(user, inc.jurisdictions)
     return False
+
+
+def can_read_alarm(user: User, networks: Collection[str], codes: tuple[str, ...] | list[str]) -> bool:
+    """May ``user`` see an alarm on a network known by ``networks`` (its name and type) at a place
+    with jurisdiction ``codes``? The incident rule without the unit clause (an alarm is
+    dispatched to nobody): commander and auditor everything; district officers and grid
+    workers their places; operators their networks (within their jurisdictions, if any)."""
+    r = user.role
+    if r in (Role.COMMANDER, Role.AUDITOR):
+        return True
+    if r in (Role.DISTRICT_OFFICER, Role.GRID_WORKER):
+        return in_place(user, codes)
+    if r == Role.OPERATOR:
+        if not set(networks) & set(user.networks):
+            return False
+        return not user.jurisdictions or in_place(user, codes)
+    return False
+
+
+def can_see_twin(user: User) -> bool:
+    """The lifeline networks and sensors (critical infrastructure) are for staff only."""
+    return user.role != Role.CITIZEN
 
 
 def can_act(user: User, inc: Incident, action: Action | str) -> bool:

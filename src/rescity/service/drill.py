@@ -96,6 +96,7 @@ class DrillLog:
     actions: list[tuple[int, str, str, str]] = field(default_factory=list)  # ts, incident, actor, action
     publications: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)  # ts, incident, why (a person acted first)
 
 
 class Drill:
@@ -153,9 +154,16 @@ class Drill:
         return out
 
     def step(self, now_ms: int) -> None:
-        """Everything the script says should have happened by ``now_ms``."""
+        """Everything the script says should have happened by ``now_ms``. On a served
+        demo people act too: an incident someone moved first (the scripted step is no
+        longer legal) is left as they put it, and the script carries on from there."""
+        from rescity.respond.lifecycle import IllegalTransition
+
         for inc in self.svc.incidents(SYSTEM, open_only=True):
-            self._advance(self.svc.incident(SYSTEM, inc.id), now_ms)
+            try:
+                self._advance(self.svc.incident(SYSTEM, inc.id), now_ms)
+            except IllegalTransition as e:
+                self.log.skipped.append((now_ms, inc.id, str(e)))
         self._reports(now_ms)
 
     def _advance(self, inc: Incident, now: int) -> None:
@@ -265,6 +273,35 @@ class DayReport:
     risk_levels: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     risk_changes: list[tuple[int, str, int]] = field(default_factory=list)
     risk_maps: list[Path] = field(default_factory=list)
+
+
+class ReplayClock:
+    """The time of a replayed day, for the API while the day plays (ms since the epoch):
+    the last slice replayed; before the first, ``start_ms``; after the last, the end plus
+    the wall time since, so the day runs on after the script."""
+
+    def __init__(self, start_ms: int) -> None:
+        import threading
+        import time
+
+        self._lock = threading.Lock()
+        self._wall = time.time
+        self.sim_ms = int(start_ms)
+        self._done_at: float | None = None
+
+    def set(self, sim_ms: int) -> None:
+        with self._lock:
+            self.sim_ms = max(self.sim_ms, int(sim_ms))
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done_at = self._wall()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._done_at is None:
+                return self.sim_ms
+            return self.sim_ms + int((self._wall() - self._done_at) * 1000)
 
 
 def play_scripted_day(store: Any, city: Any, *, on_slice: Any = None,

@@ -386,6 +386,26 @@ class MonitoringStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def opened_details(self, alarm_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The details of each alarm's ``opened`` event (its place: lon, lat, network,
+        jurisdiction), by alarm id, in one query."""
+        ids = sorted(set(alarm_ids))
+        if not ids:
+            return {}
+        t = alarm_event_table.c
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for k in range(0, len(ids), 500):
+                q = sa.select(t.alarm_id, t.details).where(t.kind == "opened", t.alarm_id.in_(ids[k:k + 500]))
+                for r in conn.execute(q):
+                    out.setdefault(r.alarm_id, dict(r.details or {}))
+        return out
+
+    def alarm_event_head(self) -> int:
+        """The newest alarm event's seq (0 if none)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(alarm_event_table.c.seq))).scalar() or 0)
+
     def alarms(self, state: str | None = None) -> list[dict[str, Any]]:
         t = alarm_table.c
         q = sa.select(alarm_table).order_by(t.opened_ms, t.id)

@@ -178,9 +178,10 @@ class ResponseStore:
         return (0, GENESIS) if row is None else (int(row.seq), row.hash)
 
     def audit_records(self, *, entity: str | None = None, entity_id: str | None = None,
-                      chunk: int = 5000) -> Iterator[AuditRecord]:
-        """The chain in ``seq`` order (optionally one entity's records), read in chunks."""
-        last = 0
+                      chunk: int = 5000, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """The chain in ``seq`` order (optionally one entity's records; only those after
+        ``after_seq``, so a follower reads what is new), read in chunks."""
+        last = int(after_seq)
         while True:
             q = sa.select(audit_table).where(audit_table.c.seq > last)
             if entity is not None:
