@@ -323,8 +323,8 @@ class AlarmBook:
             return
         if k == EventKind.OPENED:
             a = Alarm(id=ev.alarm_id, model=ev.model, asset=ev.asset, sensor=d.get("sensor", ""),
-                      network=d.get("network", ""), lon=float(d.get("lon", math.nan)),
-                      lat=float(d.get("lat", math.nan)), jurisdiction=d.get("jurisdiction"),
+                      network=d.get("network", ""), lon=_coord(d.get("lon")),
+                      lat=_coord(d.get("lat")), jurisdiction=d.get("jurisdiction"),
                       state=AlarmState(d["state"]), level=ev.level_after, value=ev.value,
                       opened_ms=ev.ts_ms, updated_ms=ev.ts_ms)
             if a.state == AlarmState.FIRING:
@@ -769,6 +769,11 @@ class AlarmBook:
             book.events.append(ev)
         book._stale = bool(book._open)
         return book
+
+
+def _coord(x: Any) -> float:
+    """A stored coordinate: an alarm without a place has NaN, which JSON stores as null."""
+    return math.nan if x is None else float(x)
 
 
 def city_locator(city: City, level: JurisdictionLevel | str = "grid") -> Callable[[float, float], str | None]:

@@ -8,8 +8,13 @@ never read from the clock:
 
 1. Readings are binned to the detector's step (``step_s``, 300 s): the row of step k
    holds, per watched sensor, the reading with timestamp in [k step, (k + 1) step)
-   (the last one wins). Values are SI as in the readings store: pressure head in m,
-   flow in m3/s (converted to the detector's m3/h, x 3600), tank level in m.
+   (``binning="last"``: the last one to arrive wins, as a SCADA logger that samples at
+   the step; ``"mean"``: the mean of the step's readings, as a logger that averages
+   over its interval, which divides white sensor noise by sqrt(readings per step): with
+   1-min readings and 5-min rows the demo's residual noise halves). The detector must
+   have been calibrated on rows binned the same way. Values are SI as in the readings
+   store: pressure head in m, flow in m3/s (converted to the detector's m3/h, x 3600),
+   tank level in m.
 2. A row is closed when ``now_ms`` >= (k + 1) step + ``grace_s`` (late readings of a
    closed row are dropped and counted in ``stats["late"]``); an incomplete row counts as
    missing, as a NaN row does in ``LeakDetector.run``. A closed complete row gives one
@@ -87,6 +92,7 @@ class LeakWatch:
     sensor the detector needs, keyed by its name in the detector's ``SensorPlacement``
     (pressure nodes, flow links, level nodes); readings of other sensors are ignored.
     ``flow_scale``: factor from the readings' flow unit to m3/h (3600 for SI m3/s).
+    ``binning``: ``"last"`` or ``"mean"`` (step 1 of the module docstring).
     ``asset_of``: alarm asset for a pipe id (default: the pipe id). ``grace_s``: how long
     after a step ends its row stays open for late readings (s).
     """
@@ -100,6 +106,7 @@ class LeakWatch:
     resolve_checks: int = 6
     network: str = "water"
     asset_of: Callable[[str], str] = str
+    binning: str = "last"
     stats: dict[str, int] = field(default_factory=lambda: {"late": 0, "ignored": 0, "rows": 0,
                                                             "incomplete": 0, "checks": 0})
 
@@ -107,6 +114,8 @@ class LeakWatch:
         det = self.detector
         pl = det.placement
         self._cols = list(pl.pressure) + list(pl.flow) + list(pl.level)
+        if self.binning not in ("last", "mean"):
+            raise ValueError(f"LeakWatch: binning must be 'last' or 'mean', got {self.binning!r}")
         missing = [c for c in self._cols if c not in self.sensor_index]
         if missing:
             raise ValueError(f"LeakWatch: no sensor index for {missing}")
@@ -127,7 +136,8 @@ class LeakWatch:
         n_p = len(pl.pressure)
         self._ring = np.zeros((self._win, n_p))
         self._ring_ok = np.zeros(self._win, dtype=bool)
-        self._open: dict[int, np.ndarray] = {}  # step -> row being filled
+        self._open: dict[int, np.ndarray] = {}  # step -> row being filled (sums for "mean")
+        self._count: dict[int, np.ndarray] = {}  # step -> readings per column ("mean")
         self._next: int | None = None  # the oldest step not closed yet
         self._leaks: dict[int, _Leak] = {}  # by signature pipe index
         self.detections: list[LeakDetection] = []
@@ -147,6 +157,7 @@ class LeakWatch:
             cols, vals = col[keep], batch.value[keep]
             if self._next is None and len(steps):
                 self._next = int(steps.min())
+            mean = self.binning == "mean"
             for k, c, v in zip(steps.tolist(), cols.tolist(), vals.tolist(), strict=True):
                 if self._next is not None and k < self._next:
                     self.stats["late"] += 1
@@ -154,7 +165,14 @@ class LeakWatch:
                 row = self._open.get(k)
                 if row is None:
                     row = self._open[k] = np.full(len(self._cols), np.nan)
-                row[c] = v * self._scale[c]
+                    if mean:
+                        self._count[k] = np.zeros(len(self._cols), dtype=np.int64)
+                if mean:
+                    n = self._count[k]
+                    row[c] = v * self._scale[c] if n[c] == 0 else row[c] + v * self._scale[c]
+                    n[c] += 1
+                else:
+                    row[c] = v * self._scale[c]
         return self.advance(now_ms)
 
     def advance(self, now_ms: int) -> list[Transition]:
@@ -172,7 +190,11 @@ class LeakWatch:
                 self._next = last + 1
                 break
             k = self._next
-            self._close(k, self._open.pop(k, None))
+            row = self._open.pop(k, None)
+            n = self._count.pop(k, None)
+            if row is not None and n is not None:
+                row = row / np.maximum(n, 1)
+            self._close(k, row)
             self._next = k + 1
             if (k + 1) % self._every == 0:
                 out += self._check(k)
@@ -245,6 +267,26 @@ class LeakWatch:
             details={"pipe": lk.pipe, "q_m3h": round(float(q), 3), **extra})
 
     # -- state ---------------------------------------------------------------------------
+    def restore_leaks(self, open_leaks: Mapping[str, int]) -> int:
+        """After a restart: take the open leak alarms of the (restored) alarm book as
+        known, ``open_leaks`` pipe -> current level. Each joins the tracker's known
+        leaks (re-fitted at every check, so it is graded, resolved and suppresses new
+        alarms near it, but is not reported again) unless the watch already knows it
+        (e.g. from re-priming). Call before feeding new readings; returns how many were
+        added. Pipes the detector's signatures do not have are ignored."""
+        tr = self._tracker
+        added = 0
+        for pipe, level in open_leaks.items():
+            idx = tr.pos.get(pipe)
+            if idx is None or (idx in self._leaks and self._leaks[idx].open):
+                continue
+            if idx not in tr.known and idx not in tr.held:
+                tr.known.append(idx)
+                tr.q_known = np.append(tr.q_known, 0.0)
+            self._leaks[idx] = _Leak(pipe, idx, int(level))
+            added += 1
+        return added
+
     @property
     def open_leaks(self) -> dict[str, int]:
         """Suspected leaks still open: pipe -> current level (1 red .. 4 blue)."""

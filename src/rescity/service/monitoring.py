@@ -58,7 +58,8 @@ RESTORE_PER_SENSOR = 16
 
 
 def worker_pipeline(store: Any, *, engine: bool = True,
-                    restore_per_sensor: int = RESTORE_PER_SENSOR) -> Pipeline:
+                    restore_per_sensor: int = RESTORE_PER_SENSOR, leaks: bool | None = None,
+                    cache_dir: Path | None = None) -> Pipeline:
     """The pipeline of an ingestion worker over ``store`` (a :class:`rescity.store.Store`).
 
     With ``engine``, :func:`make_pipeline` over the stored city (warning models select on
@@ -66,6 +67,15 @@ def worker_pipeline(store: Any, *, engine: bool = True,
     no engine, with a warning on stderr); without, registry and store only. The
     validator is seeded from the newest ``restore_per_sensor`` stored readings of every
     sensor (an indexed query), so a redelivered batch is recognised as duplicates.
+
+    ``leaks`` (default: on unless ``$RESCITY_LEAK_MODEL`` is ``0``/``off``): with the
+    engine, the model-based leak detector joins the warning stage when the city's water
+    network has what it needs (:func:`rescity.service.leaks.worker_leak_source`; fitted
+    on a simulated leak-free history, cached under ``cache_dir``), and is brought back
+    to where the previous worker stopped: the open leak alarms of the restored alarm
+    book are its known leaks and its 24 h window is re-primed from the stored readings
+    (:func:`rescity.service.leaks.restore_leak_source`). The source is the warning
+    stage's ``sources`` entry.
     """
     from rescity.store import NotFoundError
 
@@ -76,7 +86,24 @@ def worker_pipeline(store: Any, *, engine: bool = True,
         except NotFoundError as e:  # sensors and networks stored, no city: no engine
             print(f"warning: no warning engine: {e}", file=sys.stderr, flush=True)
         else:
-            pipe = make_pipeline(store, city)
+            if leaks is None:
+                leaks = os.environ.get("RESCITY_LEAK_MODEL", "1").strip().lower() not in ("0", "off", "no", "false")
+            made: list[Any] = []
+
+            def sources(registry: SensorRegistry) -> list[Any]:
+                from .leaks import worker_leak_source
+
+                src = worker_leak_source(city, registry, cache_dir=cache_dir) if leaks else None
+                made.extend([src] if src is not None else [])
+                return made
+
+            pipe = make_pipeline(store, city, sources=sources)
+            if made:
+                from .leaks import restore_leak_source
+
+                stage: Any = pipe.engine
+                restore_leak_source(made[0], MonitoringStore(store.engine), stage.book.open_alarms(),
+                                    pipe.registry)
     mon = MonitoringStore(store.engine)
     if pipe is None:
         pipe = Pipeline.build(SensorRegistry.from_sensors(store.get_sensors()), sink=mon)
