@@ -169,3 +169,37 @@ def test_a_repaired_leak_is_forgotten_after_forget_checks(setup):
     watch = LeakWatch(live, {c: j for j, c in enumerate(names)})
     feed(watch, test, names)
     assert [(d.time, d.pipe) for d in watch.detections] == [(d.time, d.pipe) for d in found]
+
+
+def test_mean_binning_averages_the_readings_of_a_step(setup):
+    """``binning="mean"``: several readings in a 5-min step give their mean as the row, so
+    three readings per step (v - d, v, v + d, in that order) give the detections of the
+    rows of v; with the default ``"last"`` the row is the last reading, v + d."""
+    det, test, names = setup
+    flows = set(bd.read_sensor_placement().flow)
+    ts = (test.index.asi8 // 1_000_000).astype(np.int64)
+    vals = test.to_numpy(dtype=float).copy()
+    for j, c in enumerate(names):
+        if c in flows:
+            vals[:, j] /= 3600.0
+    d = np.abs(vals) * 0.01 + 0.05  # far above the detector's noise: must average out
+    mean_watch = LeakWatch(det, {c: j for j, c in enumerate(names)}, binning="mean")
+    last_watch = LeakWatch(det, {c: j for j, c in enumerate(names)})
+    s = np.arange(len(names))
+    for a in range(0, len(ts), 12):
+        parts = [(np.tile(s, len(ts[a:a + 12])), np.repeat(ts[a:a + 12] + off, len(names)), v.ravel())
+                 for off, v in ((0, vals[a:a + 12] - d[a:a + 12]), (60_000, vals[a:a + 12]),
+                                (120_000, vals[a:a + 12] + d[a:a + 12]))]
+        batch = ReadingBatch.of(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+        now = int(ts[min(a + 12, len(ts) - 1)]) + 600_000
+        mean_watch.ingest(batch, now)
+        last_watch.ingest(batch, now)
+    end = int(ts[-1]) + 20 * 60_000
+    mean_watch.advance(end)
+    last_watch.advance(end)
+    expected = [(x.time, x.pipe) for x in det.run(test)]
+    assert expected and [(x.time, x.pipe) for x in mean_watch.detections] == expected
+    shift = np.abs(mean_watch._ring - last_watch._ring).mean()
+    assert shift > 0.01, shift  # "last" took v + d
+    with pytest.raises(ValueError, match="binning"):
+        LeakWatch(det, {c: j for j, c in enumerate(names)}, binning="median")
