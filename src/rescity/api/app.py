@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,16 +84,17 @@ def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = N
     app = FastAPI(title="ResCity", version="0.1.0",
                   description="Safety-resilient city platform (安全韧性城市) API")
 
+    ingest_lock = threading.Lock()
+
     def pipeline(request: Request) -> Any:
+        """The HTTP source's pipeline: validation, the warning engine (over the stored
+        city, its alarm book restored from the stored events) and the store -- the same
+        as an ingestion worker's (:func:`rescity.service.monitoring.worker_pipeline`)."""
         pipe = getattr(request.app.state, "pipeline", None)
         if pipe is None:
-            from rescity.monitor.pipeline import Pipeline
-            from rescity.monitor.registry import SensorRegistry
-            from rescity.store.monitoring import MonitoringStore
+            from rescity.service.monitoring import worker_pipeline
 
-            pipe = Pipeline.build(SensorRegistry.from_sensors(store.get_sensors()),
-                                  sink=MonitoringStore(store.engine))
-            request.app.state.pipeline = pipe
+            pipe = request.app.state.pipeline = worker_pipeline(store)
         return pipe
 
     @app.post("/api/telemetry")
@@ -104,10 +106,11 @@ def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = N
             raise HTTPException(422, "'sensor', 'ts' and 'value' must have the same length")
         from rescity.monitor.decode import Decoder
 
-        pipe = pipeline(request)
-        now = int(time.time() * 1000)
-        res = pipe.ingest(Decoder(pipe.registry, "http").rows(batch.sensor, batch.ts, batch.value, now),
-                          now, "http")
+        with ingest_lock:  # one batch at a time through the validator and the alarm book
+            pipe = pipeline(request)
+            now = int(time.time() * 1000)
+            res = pipe.ingest(Decoder(pipe.registry, "http").rows(batch.sensor, batch.ts, batch.value, now),
+                              now, "http")
         rejected: dict[str, int] = {}
         for d in res.dead:
             rejected[str(d.reason)] = rejected.get(str(d.reason), 0) + 1
@@ -120,10 +123,11 @@ def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = N
     install(app, ResponseService(store), clock=clock, token_clock=token_clock)
     from rescity.api.live import install as install_live
     from rescity.api.risk import install as install_risk
+    from rescity.api.simulate import install as install_simulate
     from rescity.api.twin import install as install_twin
 
     install_risk(app)
-    __import__("rescity.api.simulate", fromlist=["install"]).install(app)  # scenarios (issue #6)
+    install_simulate(app)
     install_twin(app)
     install_live(app)
     app.add_middleware(GZipMiddleware, minimum_size=2048)

@@ -248,7 +248,7 @@ async function runScenario(ev) {
 
 async function pollScenario(id) {
   const s = await api(`/api/scenarios/${encodeURIComponent(id)}`);
-  $("#sc-status").textContent = `${t(s.status)} ${s.message || ""}`;
+  $("#sc-status").textContent = s.message && s.message !== s.status ? `${t(s.status)} · ${s.message}` : t(s.status);
   $("#sc-status").dataset.status = s.status;
   $("#sc-bar").style.width = `${Math.round((s.progress || 0) * 100)}%`;
   if (s.status === "queued" || s.status === "running") { setTimeout(() => pollScenario(id), 700); return; }
@@ -266,7 +266,7 @@ async function pollScenario(id) {
 function drawCurves(curves) {
   const colours = { ...NET_COLOURS, city: "#f8fafc" };
   const datasets = Object.entries(curves).map(([name, c]) => ({
-    label: t(name) === name ? name : t(name), data: c.t_h.map((x, i) => ({ x, y: c.q[i] })),
+    label: t(name === "roads" ? "road" : name), data: c.t_h.map((x, i) => ({ x, y: c.q[i] })),
     borderColor: colours[name] || "#94a3b8", borderWidth: name === "city" ? 3 : 1.5, pointRadius: 0, tension: 0 }));
   if (state.chart) state.chart.destroy();
   state.chart = new Chart($("#sc-chart"), {

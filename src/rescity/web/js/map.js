@@ -4,7 +4,7 @@
 // scenario's affected assets.
 /* global L */
 import { api } from "./api.js";
-import { pick, t } from "./i18n.js";
+import { isZh, pick, t } from "./i18n.js";
 
 export const LEVEL_COLOURS = { 1: "#dc2626", 2: "#f97316", 3: "#facc15", 4: "#3b82f6", 0: "#64748b" };
 export const RISK_COLOURS = { red: "#dc2626", orange: "#f97316", yellow: "#facc15", blue: "#3b82f6" };
@@ -197,7 +197,7 @@ export class CityMap {
       style: (f) => ({ color: colour[f.properties.kind] || "#e11d48", weight: 4, opacity: 0.95 }),
       pointToLayer: (f, ll) => L.circleMarker(ll, { renderer: this.renderer, radius: 5, color: "#0f172a", weight: 1,
         fillColor: colour[f.properties.kind] || "#e11d48", fillOpacity: 0.95 }),
-      onEachFeature: (f, l) => l.bindPopup(() => `<b>${esc(pick(f.properties, "name") || f.properties.asset)}</b><br>${esc(f.properties.network)} · ${esc(f.properties.kind)}`),
+      onEachFeature: (f, l) => l.bindPopup(() => `<b>${esc((isZh() && f.properties.name_zh) || f.properties.name_en || f.properties.asset)}</b><br>${esc(f.properties.network)} · ${esc(f.properties.kind)}`),
     });
     this._add("scenario", layer, "scenario", true, "#e11d48");
     return fc.features.length;
