@@ -78,6 +78,8 @@ def test_cli_and_a_dask_ensemble(city, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["metrics"]["water"]["loss_of_resilience_pct_h"] > 0 and png.read_bytes()[:4] == b"\x89PNG"
+    by = doc["consequences"]["by_jurisdiction"]
+    assert by["district"]["990101"]["population_without_water_max"] > 0  # p346 lies in Old Town
     r = CliRunner().invoke(app, ["simulate", "earthquake", "--magnitude", "-2", "--db", store.url])
     assert r.exit_code == 2 and "magnitude" in r.output
     sim = simulate(city, "earthquake", realizations=3, seed=1, horizon_h=24, magnitude=5.5,
