@@ -419,7 +419,7 @@ def _serve(host: str, port: int, db: str | None, *, clock: Any = None, token_clo
         threading.Thread(target=work, name="rescity-response-worker", daemon=True).start()
     console.print(f"serving the dashboard on http://{host}:{port} (Ctrl+C to stop)")
     try:
-        uvicorn.run(create_app(db, clock=clock, token_clock=token_clock), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(db, clock=clock, token_clock=token_clock, warm=True), host=host, port=port, log_level="warning")
     finally:
         stop.set()
 

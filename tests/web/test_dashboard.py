@@ -142,9 +142,14 @@ def _page(browser, site, user, lang="en"):
 def test_sign_in_map_live_warning_and_language(browser, site):
     page, errors = _page(browser, site, "chief")
     stats = page.evaluate("window.rescity.map.stats")
-    info = site["city"].summary()
-    n_net = sum(v["nodes"] + v["links"] for v in info["networks"].values())
-    assert stats["features"] >= n_net + sum(info["sensors"].values())  # every network, sensor, cell...
+    city = site["city"]
+    groups = page.evaluate("Object.fromEntries(Object.entries(window.rescity.map.groups).map(([k, g]) => "
+                           "[k, g.layer.getLayers ? g.layer.getLayers().length : 0]))")
+    for name, net in city.networks.items():  # every network drawn: all its links, and its nodes but roads'
+        want = len(net.links) + (0 if net.type.value == "road" else len(net.nodes))
+        assert groups[f"net:{name}"] == want, name
+    assert groups["sensors"] == len(city.sensors) and groups["facilities"] == len(city.facilities)
+    assert groups["risk"] >= 100 and groups["districts"] == 3
     assert stats["layers"] >= 12
     assert page.locator("#layers input[type=checkbox]").count() >= 12
     page.screenshot(path=str(ARTIFACTS / "01-map.png"))

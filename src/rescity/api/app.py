@@ -72,10 +72,12 @@ def require_device(creds: Annotated[HTTPAuthorizationCredentials | None, Depends
     return creds.credentials
 
 
-def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = None) -> FastAPI:
+def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = None,
+               warm: bool = False) -> FastAPI:
     """The application over the store at ``db`` (default: the embedded SQLite file).
     ``clock() -> ms since the epoch`` drives the response loop's time (default: wall time);
-    ``token_clock`` dates sign-in tokens (default: ``clock``)."""
+    ``token_clock`` dates sign-in tokens (default: ``clock``); ``warm``: build the
+    dashboard's layers in a thread now rather than at the first visit."""
     from rescity.api.respond import install
     from rescity.service.respond import ResponseService
     from rescity.store import Store
@@ -133,4 +135,9 @@ def create_app(db: str | None = None, *, clock: Any = None, token_clock: Any = N
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     mount_web(app)
     app.state.store = store
+    if warm:
+        from rescity.api.twin import warm as warm_layers
+
+        app.state.warm_thread = threading.Thread(target=warm_layers, args=(app,), name="rescity-warm", daemon=True)
+        app.state.warm_thread.start()
     return app

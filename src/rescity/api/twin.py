@@ -124,21 +124,70 @@ def network_geojson(name: str, request: Request, user: Me) -> dict[str, Any]:
     return network_to_geojson(_network(request, name))
 
 
+def layer_builders(store: Any) -> dict[str, Any]:
+    """The cached layers by key, each with the function that builds it from ``store``."""
+    out: dict[str, Any] = {f"net:{n}": (lambda n=n: network_layer(store.get_network(n))) for n in store.network_names()}
+    for lev in JurisdictionLevel:
+        out[f"jur:{lev.value}"] = lambda lev=lev: jurisdictions_to_geojson(store.get_jurisdictions(lev))
+    out["facilities"] = lambda: {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": _light(f.geometry),
+         "properties": {"id": f.id, "kind": str(getattr(f.kind, "value", f.kind)), "name": f.name,
+                        "name_zh": f.name_zh, "population_served": int(f.population_served)}}
+        for f in store.get_facilities()]}
+    out["sensors"] = lambda: {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": _light(s.geometry),
+         "properties": {"id": s.id, "asset": s.asset, "quantity": s.quantity, "unit": s.unit}}
+        for s in store.get_sensors()]}
+    return out
+
+
+def _layer(request: Request, key: str) -> Response:
+    build = layer_builders(_store(request)).get(key)
+    if build is None:
+        raise HTTPException(404, f"no layer {key!r}")
+    return _answer(request, key, build)
+
+
+def warm(app: FastAPI) -> None:
+    """Build what the dashboard's first load asks for (every layer, the live feed, the
+    risk map, the warning models) so the first visitor after a start waits no longer
+    than the next. ``rescity serve`` runs it in a thread as the server starts."""
+    store = app.state.store
+    try:
+        for key, build in layer_builders(store).items():
+            app.state.layer_cache.get(key, build)
+        from rescity.service.live import LiveFeed
+
+        app.state.live = getattr(app.state, "live", None) or LiveFeed(app.state.response)
+        if store.info().get("city"):
+            from rescity.service.risk import RiskService
+
+            if getattr(app.state, "risk", None) is None:
+                app.state.risk = RiskService(store, response=app.state.response)
+            app.state.risk.load_live(int(app.state.clock()))
+        from rescity.monitor.specs import load_catalogue
+
+        app.state.catalogue = getattr(app.state, "catalogue", None) or load_catalogue()
+    except Exception as e:  # a warm-up is an optimisation: the first request builds what failed
+        import sys
+
+        print(f"warning: dashboard warm-up stopped: {e}", file=sys.stderr)
+
+
 @router.get("/map/networks/{name}")
 def network_map_layer(name: str, request: Request, user: Me) -> Response:
     """One network as the dashboard draws it (id, kind, name; 6 decimals; ETag)."""
     _staff(user)
-    if name not in {n["name"] for n in _store(request).network_summaries()}:
+    if name not in set(_store(request).network_names()):
         raise HTTPException(404, f"no network named {name!r}")
-    return _answer(request, f"net:{name}", lambda: network_layer(_network(request, name)))
+    return _layer(request, f"net:{name}")
 
 
 @router.get("/jurisdictions/geojson")
 def jurisdictions(request: Request, user: Me,
                   level: JurisdictionLevel = JurisdictionLevel.DISTRICT) -> Response:
     """Districts, streets or grid cells as GeoJSON, with names and residents."""
-    return _answer(request, f"jur:{level.value}",
-                   lambda: jurisdictions_to_geojson(_store(request).get_jurisdictions(level)))
+    return _layer(request, f"jur:{level.value}")
 
 
 @router.get("/facilities/geojson")
@@ -146,14 +195,7 @@ def facilities(request: Request, user: Me) -> Response:
     """The critical facilities (hospitals, schools, shelters, works, substations...) with
     their kind, names and the population they serve."""
     _staff(user)
-
-    def build() -> dict[str, Any]:
-        return {"type": "FeatureCollection", "features": [
-            {"type": "Feature", "geometry": _light(f.geometry),
-             "properties": {"id": f.id, "kind": str(getattr(f.kind, "value", f.kind)), "name": f.name,
-                            "name_zh": f.name_zh, "population_served": int(f.population_served)}}
-            for f in _store(request).get_facilities()]}
-    return _answer(request, "facilities", build)
+    return _layer(request, "facilities")
 
 
 @router.get("/sensors/geojson")
@@ -162,10 +204,7 @@ def sensors(request: Request, user: Me) -> dict[str, Any]:
     severe open alarm on the sensor or its asset that the caller may see (``level`` 1 red
     .. 4 blue, 0 none; ``state`` firing, pending or normal)."""
     _staff(user)
-    body, _ = request.app.state.layer_cache.get("sensors", lambda: {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": _light(s.geometry),
-         "properties": {"id": s.id, "asset": s.asset, "quantity": s.quantity, "unit": s.unit}}
-        for s in _store(request).get_sensors()]})
+    body, _ = request.app.state.layer_cache.get("sensors", layer_builders(_store(request))["sensors"])
     fc = json.loads(body)
     worst: dict[str, tuple[int, str]] = {}
     for a in live_feed(request).open_alarms(user):

@@ -17,13 +17,19 @@ export async function signIn(username, password) {
   if (!r.ok) throw new ApiError(r.status, doc.detail || r.statusText);
   token = doc.access_token;
   sessionStorage.setItem("rescity.token", token);
+  sessionStorage.setItem("rescity.role", doc.role);
   return doc;
 }
 
 export function signOut() {
   token = null;
   sessionStorage.removeItem("rescity.token");
+  sessionStorage.removeItem("rescity.role");
 }
+
+// The role the token was issued for (to start loading the right layers at once); the
+// server decides what each call answers whatever this says.
+export const tokenRole = () => sessionStorage.getItem("rescity.role");
 
 const detailOf = (doc, r) => {
   const d = doc && doc.detail;

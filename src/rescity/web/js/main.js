@@ -2,7 +2,7 @@
 // with their actions, scenarios and the citizen report form. All data comes from our API
 // under the signed-in user's rights; the page adds nothing the API would refuse.
 /* global Chart, L */
-import { api, ApiError, follow, setUnauthorizedHandler, signedIn, signIn, signOut } from "./api.js";
+import { api, ApiError, follow, setUnauthorizedHandler, signedIn, signIn, signOut, tokenRole } from "./api.js";
 import { current, pick, setLang, t } from "./i18n.js";
 import { CityMap, LEVEL_COLOURS, NET_COLOURS } from "./map.js";
 
@@ -40,6 +40,12 @@ setUnauthorizedHandler(() => { signOut(); showLogin(); });
 // -- start --------------------------------------------------------------------------------
 async function start() {
   const t0 = performance.now();
+  // everything at once: who am I, and (for staff, as the token says) every layer
+  const guess = tokenRole() || "citizen";
+  const staffLoad = guess !== "citizen" ? Promise.all([CityMap.fetchBase({ role: guess }),
+    api("/api/risk/cells"), api("/api/sensors/geojson"), api("/api/models"), api("/api/alarms"),
+    api("/api/incidents?open=true")]) : null;
+  if (staffLoad) staffLoad.catch(() => {});
   state.me = await api("/api/me");
   document.body.dataset.view = "app";
   document.body.dataset.role = state.me.role;
@@ -52,9 +58,9 @@ async function start() {
   }
   const m = state.map;
   if (staff) {
-    const [base, risk, sensors, models, alarms, incidents] = await Promise.all([CityMap.fetchBase(state.me),
-      api("/api/risk/cells"), api("/api/sensors/geojson"), api("/api/models"), api("/api/alarms"),
-      api("/api/incidents?open=true")]);
+    const [base, risk, sensors, models, alarms, incidents] = await (staffLoad && guess === state.me.role ? staffLoad
+      : Promise.all([CityMap.fetchBase(state.me), api("/api/risk/cells"), api("/api/sensors/geojson"),
+        api("/api/models"), api("/api/alarms"), api("/api/incidents?open=true")]));
     state.fetchMs = performance.now() - t0;
     m.drawBase(state.me, base);
     m.drawRisk(risk);
@@ -63,6 +69,7 @@ async function start() {
     alarms.forEach((a) => { state.alarms.set(a.alarm, a); m.setAlarm(a); });
     incidents.forEach((i) => { state.incidents.set(i.id, i); m.setIncident(i); });
     m.ensureMarkerLayers();
+    state.drawMs = performance.now() - t0 - state.fetchMs;
     renderAlarms(); renderIncidents();
     showTab("warnings");
   } else {

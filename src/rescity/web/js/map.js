@@ -67,13 +67,15 @@ export class CityMap {
       const colour = NET_COLOURS[n.type] || "#e2e8f0";
       const layer = L.geoJSON(fcs[i], {
         renderer: this.renderer,
+        // a road's nodes are its intersections: the lines already show them
+        filter: (f) => !(n.type === "road" && f.geometry.type === "Point"),
         style: () => ({ color: colour, weight: n.type === "road" ? 1 : 1.6, opacity: n.type === "road" ? 0.7 : 0.9 }),
         pointToLayer: (f, ll) => L.circleMarker(ll, { renderer: this.renderer, radius: n.type === "bridge" ? 4 : 1.6,
           color: colour, weight: 0, fillColor: colour, fillOpacity: 0.9 }),
         onEachFeature: (f, l) => l.bindPopup(() => `<b>${esc(t(n.type))}</b> ${esc(f.properties.kind)}<br>${esc(f.properties.id)} ${esc(f.properties.name || "")}`),
       });
       this._add(`net:${n.name}`, layer, n.type, true, colour);
-      this.stats.features += fcs[i].features.length;
+      this.stats.features += layer.getLayers().length;
     });
     const fl = L.geoJSON(facilities, {
       renderer: this.renderer,
