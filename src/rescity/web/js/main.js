@@ -14,7 +14,8 @@ const NEEDS = { dismiss: "reason", reject: "reason", resolve: "note", note: "tex
 const REPORT_CATEGORIES = ["waterlogging", "gas_leak", "main_break", "road_collapse", "power_outage", "sewer_gas"];
 
 const state = { me: null, map: null, models: {}, alarms: new Map(), incidents: new Map(), feed: [], stop: null,
-                selected: null, chart: null, reportAt: null, now: null, scenario: null };
+                selected: null, chart: null, reportAt: null, now: null, scenario: null,
+                received: { alarm: 0, incident: 0, risk: 0, clock: 0 } };
 window.rescity = state; // for the browser tests and the page-load bench
 
 // -- sign-in ------------------------------------------------------------------------------
@@ -122,6 +123,7 @@ function showTab(name) {
 
 // -- live ---------------------------------------------------------------------------------
 function onLive(type, d) {
+  if (type in state.received) state.received[type] += 1;
   if (type === "clock") { state.now = d.now_ms; $("#clock").textContent = new Date(d.now_ms).toISOString().slice(0, 16).replace("T", " ") + " UTC"; return; }
   if (type === "alarm") {
     const prev = state.alarms.get(d.alarm) || {};
