@@ -43,7 +43,8 @@ def _not_5xx(ctx, response, case):
         assert body.get("detail"), "a 4xx must say what is wrong"
 
 
-@schema.include(path_regex=r"^/api/(incidents|reports|users|me|metrics|audit|units|notifications|risk)").parametrize()
+@schema.include(path_regex=r"^/api/(incidents|reports|users|me|metrics|audit|units|notifications|risk|info|networks"
+                           r"|map|jurisdictions|facilities|sensors|alarms|models)").parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case):
     headers = dict(_state["tokens"]["chief"])

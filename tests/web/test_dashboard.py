@@ -128,6 +128,9 @@ def _page(browser, site, user, lang="en"):
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # nothing leaves this machine: every request the page makes goes to our server
+    page.on("request", lambda r: None if r.url.startswith(site["url"]) or r.url.startswith("data:")
+            else errors.append(f"request outside the site: {r.url}"))
     page.goto(site["url"])
     page.evaluate(f"localStorage.setItem('rescity.lang', '{lang}')")
     page.reload()
