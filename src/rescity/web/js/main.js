@@ -53,6 +53,8 @@ async function start() {
   $("#who").textContent = `${state.me.display_name || state.me.username} · ${current() === "zh" ? state.me.role_zh : state.me.role}`;
   const staff = state.me.role !== "citizen";
   document.querySelectorAll("[data-staff]").forEach((e) => { e.hidden = !staff; });
+  // the 12345 form for those the API lets file reports
+  $(".tab[data-tab='report']").hidden = !["citizen", "commander", "grid_worker"].includes(state.me.role);
   if (!state.map) {
     state.map = new CityMap($("#map"));
     state.map.onIncidentClick = (id) => { showTab("incidents"); openIncident(id); };
@@ -191,7 +193,8 @@ async function openIncident(id) {
   let inc;
   try { inc = await api(`/api/incidents/${encodeURIComponent(id)}`); } catch (e) { $("#inc-detail").textContent = e.message; return; }
   const acts = MAIN_ACTIONS.filter((a) => inc.my_actions.includes(a));
-  const tl = (inc.timeline || []).map((e) => `<li><span class="time">${hhmm(e.ts_ms)}</span> <b>${esc(e.action)}</b> ${esc(e.actor)} ${esc((e.data && (e.data.note || e.data.reason || e.data.text)) || "")}</li>`).join("");
+  const actName = (a) => (t(`act_${a}`) !== `act_${a}` ? t(`act_${a}`) : a.replace(/_/g, " "));
+  const tl = (inc.timeline || []).map((e) => `<li><span class="time">${hhmm(e.ts_ms)}</span> <b>${esc(actName(e.action))}</b> ${esc(e.actor)} ${esc((e.data && (e.data.note || e.data.reason || e.data.text)) || "")}</li>`).join("");
   $("#inc-detail").innerHTML = `
     <h3 data-id="${esc(inc.id)}">${esc(pick(inc, "title"))}</h3>
     <table>
@@ -269,7 +272,7 @@ async function pollScenario(id) {
   drawCurves(s.curves || {});
   const city = (s.metrics && (s.metrics.city || s.metrics.City)) || null;
   $("#sc-metrics").innerHTML = city ? Object.entries(city).filter(([, v]) => typeof v === "number" || v === null)
-    .map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v === null ? "—" : Math.round(v * 100) / 100}</td></tr>`).join("") : "";
+    .map(([k, v]) => `<tr><td>${esc(t(`m_${k}`) !== `m_${k}` ? t(`m_${k}`) : k)}</td><td>${v === null ? "—" : Math.round(v * 100) / 100}</td></tr>`).join("") : "";
 }
 
 function drawCurves(curves) {
