@@ -109,19 +109,23 @@ def sim_outage(
 @sim_app.command("main-break")
 def sim_main_break(
     incident: Annotated[str | None, typer.Option("--incident", help="An open incident (its pipe or its place).")] = None,
+    alarm: Annotated[str | None, typer.Option("--alarm", help="Or an alarm (its pipe, candidate pipes, members or place).")] = None,
     pipe: Annotated[str | None, typer.Option("--pipe", help="Or a pipe id.")] = None,
     lon: Annotated[float | None, typer.Option(help="Or a place: longitude.")] = None,
     lat: Annotated[float | None, typer.Option(help="Latitude.")] = None,
     repair_h: Annotated[float, typer.Option("--repair-h", help="Hours until the repair.")] = 16.0,
     db: DbOption = None,
 ) -> None:
-    """From live state: a suspected main break -> the valves to close and the customers
+    """From live state: a suspected main break (an incident, an alarm such as a
+    main_break cluster, a pipe or a place) -> the valves to close and the customers
     predicted to lose water, before the crew arrives (JSON)."""
-    from rescity.service.simulation import predict_from_incident, predict_main_break
+    from rescity.service.simulation import predict_from_alarm, predict_from_incident, predict_main_break
 
     with _errors(), _store(db) as store:
         if incident is not None:
             res = predict_from_incident(store, incident, repair_h=repair_h)
+        elif alarm is not None:
+            res = predict_from_alarm(store, alarm, repair_h=repair_h)
         else:
             res = predict_main_break(store.load_city(), pipe=pipe, lon=lon, lat=lat, repair_h=repair_h)
     out.print_json(json.dumps(res))

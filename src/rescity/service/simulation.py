@@ -690,3 +690,81 @@ class ScenarioService:
 
 class RunNotDone(RuntimeError):
     """The run has no such result yet (the API answers 409)."""
+
+
+# -- from live state: a main-break alarm ------------------------------------------------------------------------
+def _water_pipe(city: City, uid: str | None) -> str | None:
+    """``uid`` if it names a pipe of the city's water network (``water:p1`` or ``p1``)."""
+    water = next((n for n in city.networks.values() if n.type.value == "water"), None)
+    if water is None or not uid:
+        return None
+    net, _, eid = str(uid).rpartition(":")
+    if net in ("", water.name) and eid in water.links:
+        return water.uid(eid)
+    return None
+
+
+def alarm_place(city: City, monitoring: Any, alarm_id: str) -> dict[str, Any]:
+    """Where a (main-break) alarm points: ``{"alarm", "model", "pipe" | "lon", "lat",
+    "from"}``, from, in order: its asset if that is a water pipe; the first water pipe of
+    its candidate ``area`` (the leak watch's burst view, best first); the centroid of its
+    ``members``' assets (a cluster of low-pressure alarms: the junctions of its sensors);
+    its own place (the ``opened`` event's lon/lat) or its asset's. :class:`NotFound`
+    for an unknown alarm."""
+    from rescity.service.respond import NotFound
+
+    row = next((a for a in monitoring.alarms() if a["id"] == alarm_id), None)
+    if row is None:
+        raise NotFound(f"no alarm {alarm_id!r}")
+    details: dict[str, Any] = {}
+    for ev in monitoring.alarm_events(alarm_id):  # later events (a cluster's members) update the place
+        details.update({k: v for k, v in (ev.get("details") or {}).items() if v is not None})
+    details.update({k: v for k, v in (row.get("attrs") or {}).items() if v is not None})
+    out: dict[str, Any] = {"alarm": alarm_id, "model": row["model"], "asset": row["asset_uid"]}
+    pipe = _water_pipe(city, row["asset_uid"])
+    if pipe is not None:
+        return {**out, "pipe": pipe, "from": "asset"}
+    for cand in details.get("area") or []:
+        pipe = _water_pipe(city, cand if isinstance(cand, str) else (cand or {}).get("pipe"))
+        if pipe is not None:
+            return {**out, "pipe": pipe, "from": "area"}
+    pts = [city.asset(str(m)) for m in details.get("members") or []]
+    xy = [p.geometry.representative_point() for p in pts if p is not None]
+    if xy:
+        return {**out, "lon": float(np.mean([p.x for p in xy])), "lat": float(np.mean([p.y for p in xy])),
+                "from": "members", "members": sorted(str(m) for m in details["members"])}
+    if details.get("lon") is not None and details.get("lat") is not None:
+        return {**out, "lon": float(details["lon"]), "lat": float(details["lat"]), "from": "place"}
+    a = city.asset(str(row["asset_uid"]))
+    if a is not None:
+        p = a.geometry.representative_point()
+        return {**out, "lon": float(p.x), "lat": float(p.y), "from": "asset place"}
+    raise ValueError(f"alarm {alarm_id} has neither a water pipe nor a place")
+
+
+def predict_from_alarm(store: Any, alarm_id: str, user: Any = None, **kw: Any) -> dict[str, Any]:
+    """:func:`predict_main_break` for an alarm (:func:`alarm_place`: its pipe, its
+    candidate pipes, its members' centroid or its place). With a ``user``, the caller
+    must be allowed to run a burst there (:func:`may_run`)."""
+    from rescity.respond.access import AccessDenied
+    from rescity.store.monitoring import MonitoringStore
+
+    city = store.load_city()
+    where = alarm_place(city, MonitoringStore(store.engine), alarm_id)
+    if user is not None:  # before the hydraulics: may the caller run a burst there?
+        import shapely
+
+        from rescity.simulate.restoration import asset_xy
+
+        lon, lat = asset_xy(city, where["pipe"]) if "pipe" in where else (where["lon"], where["lat"])
+        pt = shapely.Point(lon, lat)
+        scope = {"codes": [j.code for j in city.jurisdictions.values() if j.geometry.covers(pt)],
+                 "network": "water"}
+        if not may_run(user, "burst", scope):
+            raise AccessDenied(f"{user.username} ({user.role.value}) may not run a main-break prediction "
+                               f"for alarm {alarm_id}")
+    if "pipe" in where:
+        out = predict_main_break(city, pipe=where["pipe"], **kw)
+    else:
+        out = predict_main_break(city, lon=where["lon"], lat=where["lat"], **kw)
+    return {**where, **out}

@@ -154,6 +154,15 @@ class Cascade:
         self._sub_xy = dict(zip(self.substations, sub_pts, strict=True))
 
     # -- engine models, converted once per city and copied per run ----------------------------
+    def exposure(self) -> Any:
+        """The assets exposed to shaking (:meth:`rescity.simulate.damage.Exposure.from_city`
+        with the packaged fragility data), built once per city."""
+        if getattr(self, "_exposure", None) is None:
+            from .damage import Exposure
+
+            self._exposure = Exposure.from_city(self.city)
+        return self._exposure
+
     def road_graph(self) -> Any:
         """The road graph with travel times (None without a road network), built once."""
         if self.roads is None:

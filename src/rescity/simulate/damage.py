@@ -197,8 +197,21 @@ class FragilityConfig(_Strict):
 DEFAULT_FRAGILITY = "fragility.yaml"
 
 
+_DEFAULT: list[FragilityConfig] = []
+
+
 def load_fragility(source: str | Path | Mapping[str, Any] | None = None) -> FragilityConfig:
-    """Read the fragility config: a path, a mapping, or None for the packaged default."""
+    """Read the fragility config: a path, a mapping, or None for the packaged default
+    (parsed once per process: every realization of an ensemble asks for it; treat it as
+    read-only)."""
+    if source is None:
+        if not _DEFAULT:
+            _DEFAULT.append(_load_fragility(None))
+        return _DEFAULT[0]
+    return _load_fragility(source)
+
+
+def _load_fragility(source: str | Path | Mapping[str, Any] | None) -> FragilityConfig:
     where = "fragility config"
     if source is None:
         text = (

@@ -106,18 +106,15 @@ def road_travel(graph: Any, closed: set[str] | frozenset[str] = frozenset(), *,
                 access_kmh: float = 30.0, detour: float = 1.3) -> TravelFn:
     """Travel times on the road graph (:class:`~rescity.simulate.engines.roads.RoadGraph`)
     with the segments ``closed`` shut: t = t_access(a) + T(node(a), node(b)) + t_access(b),
-    T the shortest free-flow time on the open graph (one Dijkstra per origin node, cached),
-    t_access the leg between the place and its nearest road node off the graph (its
-    great-circle distance x ``detour`` at ``access_kmh``, as :func:`straight_line`). A
-    target the closures cut off costs the time on the undamaged graph plus
-    :data:`CLEAR_CLOSURE_S`; one in another component of the graph, the straight line."""
-    import networkx as nx
-
-    shut = set(closed)
+    T the shortest free-flow time on the open graph (:meth:`RoadGraph.times_from`, cached
+    per origin), t_access the leg between the place and its nearest road node off the
+    graph (its great-circle distance x ``detour`` at ``access_kmh``, as
+    :func:`straight_line`). A target the closures cut off costs the time on the undamaged
+    graph plus :data:`CLEAR_CLOSURE_S`; one in another component of the graph, the
+    straight line."""
+    shut = frozenset(closed)
     off_road = straight_line(access_kmh, detour)
     nodes: dict[XY, tuple[str, float]] = {}
-    open_: dict[str, dict[str, float]] = {}
-    full: dict[str, dict[str, float]] = {}
 
     def snap(p: XY) -> tuple[str, float]:
         key = (float(p[0]), float(p[1]))
@@ -127,21 +124,13 @@ def road_travel(graph: Any, closed: set[str] | frozenset[str] = frozenset(), *,
             hit = nodes[key] = (n, off_road(key, graph.roads.nodes[n].lonlat))
         return hit
 
-    def times(cache: dict[str, dict[str, float]], src: str, closed_: set[str]) -> dict[str, float]:
-        tt = cache.get(src)
-        if tt is None:
-            tt = cache[src] = dict(nx.single_source_dijkstra_path_length(graph.graph, src,
-                                                                         weight=graph._weight(closed_)))
-        return tt
-
     def travel_s(a: XY, b: XY) -> float:
         (na, ta), (nb, tb) = snap(a), snap(b)
-        t = times(open_, na, shut).get(nb)
-        if t is None:
-            t = times(full, na, set()).get(nb)
-            if t is None:
+        t = graph.time_between(na, nb, shut)
+        if not math.isfinite(t):
+            t = graph.time_between(na, nb) + CLEAR_CLOSURE_S
+            if not math.isfinite(t):
                 return off_road(a, b)
-            t += CLEAR_CLOSURE_S
         return ta + t + tb
 
     return travel_s

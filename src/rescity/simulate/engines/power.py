@@ -25,7 +25,6 @@ flow that does not converge leaves the state's slack and losses NaN and marks
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,8 +77,9 @@ class PowerResult(ServiceResult):
 class PowerModel:
     """The pandapower net of a twin power network, to solve states of it repeatedly.
 
-    ``solve(out)`` takes the twin element ids in ``out`` out of service (on a copy) and
-    returns the :class:`PowerFlow`."""
+    ``solve(out)`` takes the twin element ids in ``out`` out of service (in place, put
+    back after the solve; not thread-safe: one model per thread) and returns the
+    :class:`PowerFlow`."""
 
     def __init__(self, network: Network) -> None:
         from rescity.io.power import to_pandapower
@@ -106,12 +106,22 @@ class PowerModel:
         return self._cache[key]
 
     def _solve(self, out: frozenset[str]) -> PowerFlow:
+        # the elements go out of service in place and come back afterwards: a copy of the
+        # net per state cost half as much as the power flow itself
+        net = self.net
+        saved: list[tuple[str, int, str, Any]] = []
+        try:
+            for eid in sorted(out):
+                saved.append(_take_out(net, eid))
+            return self._solve_state(net)
+        finally:
+            for table, i, col, was in reversed(saved):
+                net[table].loc[i, col] = was
+
+    def _solve_state(self, net: Any) -> PowerFlow:
         import pandapower as pp
         import pandapower.topology as top
 
-        net = copy.deepcopy(self.net) if out else self.net
-        for eid in out:
-            _take_out(net, eid)
         unsupplied = {int(b) for b in top.unsupplied_buses(net)}
         off_service = {int(b) for b in net.bus.index[~net.bus["in_service"].astype(bool)]}
         dark = unsupplied | off_service
@@ -130,20 +140,20 @@ class PowerModel:
         return PowerFlow(energised, converged, slack, losses, lost)
 
 
-def _take_out(net: Any, eid: str) -> None:
-    """Put one twin element out of service in the pandapower net."""
+def _take_out(net: Any, eid: str) -> tuple[str, int, str, Any]:
+    """Put one twin element out of service in the pandapower net; returns what to put
+    back: (table, index, column, previous value)."""
     prefix, _, index = eid.rpartition("_")
     i = int(index)
-    if prefix == "bus":
-        net.bus.loc[i, "in_service"] = False
-    elif prefix == "line":
-        net.line.loc[i, "in_service"] = False
-    elif prefix == "trafo":
-        net.trafo.loc[i, "in_service"] = False
-    elif prefix == "switch":
-        net.switch.loc[i, "closed"] = False
-    else:
+    table, col = {"bus": ("bus", "in_service"), "line": ("line", "in_service"), "trafo": ("trafo", "in_service"),
+                  "switch": ("switch", "closed")}.get(prefix, ("", ""))
+    if not table:
         raise UnknownElementError(f"power element {eid!r} has no pandapower table")
+    if i not in net[table].index:
+        raise UnknownElementError(f"power element {eid!r}: no {table} {i} in the pandapower net")
+    was = net[table].at[i, col]
+    net[table].loc[i, col] = False
+    return table, i, col, was
 
 
 def run_power(

@@ -76,6 +76,9 @@ class RoadGraph:
         pts = project_many([Point(roads.nodes[i].lonlat) for i in ids], self.crs)
         self._ids = ids
         self._tree = shapely.STRtree(pts)
+        self._pos = {n: i for i, n in enumerate(ids)}
+        self._csr: dict[frozenset[str], Any] = {}
+        self._from: dict[frozenset[str], dict[str, np.ndarray]] = {}
 
     # -- places -----------------------------------------------------------------------
     def nearest_node(self, lon: float, lat: float) -> str:
@@ -177,6 +180,55 @@ class RoadGraph:
             tt = nx.single_source_dijkstra_path_length(self.graph, self.node_of(o), weight=weight)
             out[i] = [tt.get(d, np.inf) for d in dst]
         return out
+
+    def times_from(self, origin: str, closed: frozenset[str] = frozenset()) -> np.ndarray:
+        """Shortest travel times (s) from road node ``origin`` to every node (in the order
+        of ``roads.nodes``; inf where unreachable) with the segments ``closed`` shut:
+        Dijkstra on a compressed sparse matrix of the fastest open edge between each
+        pair of nodes (scipy), cached per origin and closure set, so the crews of every
+        realization of an ensemble share them."""
+        from scipy.sparse.csgraph import dijkstra
+
+        per = self._from.get(closed)
+        if per is None:
+            if len(self._from) >= 4:  # a few closure sets at a time (about 16 MB each when full)
+                self._from.clear()
+                self._csr.clear()
+            per = self._from[closed] = {}
+        row = per.get(origin)
+        if row is None:
+            row = per[origin] = dijkstra(self._matrix(closed), indices=self._pos[origin])
+        return row  # type: ignore[no-any-return]
+
+    def time_between(self, origin: str, target: str, closed: frozenset[str] = frozenset()) -> float:
+        """Shortest travel time (s) between two road nodes (:meth:`times_from`); inf if
+        unreachable."""
+        return float(self.times_from(origin, closed)[self._pos[target]])
+
+    def _matrix(self, closed: frozenset[str]) -> Any:
+        m = self._csr.get(closed)
+        if m is None:
+            from scipy.sparse import csr_matrix
+
+            best: dict[tuple[int, int], float] = {}
+            pos = self._pos
+            for u, v, k, t in self.graph.edges(keys=True, data="time_s"):
+                if k in closed:
+                    continue
+                key = (pos[u], pos[v])
+                # scipy reads a stored 0 as "no edge" in some versions: a zero-length
+                # segment takes a nanosecond
+                t = max(float(t), 1e-9)
+                if t < best.get(key, np.inf):
+                    best[key] = t
+            n = len(self._ids)
+            if best:
+                r, c = zip(*best, strict=True)
+                m = csr_matrix((list(best.values()), (r, c)), shape=(n, n))
+            else:
+                m = csr_matrix((n, n))
+            self._csr[closed] = m
+        return m
 
     def reachable(self, origins: Sequence[Place], closed: set[str] | None = None) -> set[str]:
         """The road nodes reachable from any origin."""
