@@ -75,8 +75,34 @@ def test_a_larger_leak_raises_a_leak_warning_through_the_alarm_book(city, tmp_pa
 def test_a_leak_free_day_raises_no_leak_warning(city, tmp_path):
     store, src, trs = _day(city, tmp_path, [], seed=12)
     try:
-        assert [t for t in trs if t.model == "leak_model"] == []
+        assert [t for t in trs if t.model in ("leak_model", "main_break")] == []
         assert src.watch.stats["checks"] >= 20 and src.stats["gated_rows"] == 0
+    finally:
+        store.close()
+
+
+def test_a_small_main_break_is_a_main_break_candidate_at_its_place(city, tmp_path):
+    """60 L/s at n105 (the end of a DN150, where L-Town stays above every low-pressure
+    threshold, so the low-pressure cluster cannot see it): the burst view of the leak
+    source raises a main_break from the inflow step and the localised pressure drop,
+    within 300 m of the break, and escalates it as the whole step enters its window."""
+    node, on = "n105", DAY_START_MS + 10 * HOUR_MS + 30 * MINUTE_MS
+    store, src, trs = _day(city, tmp_path, [(node, 0.060, on)], seed=5)
+    try:
+        brk = [t for t in trs if t.model == "main_break"]
+        assert brk and all(t.details.get("view") == "burst" for t in brk)
+        first = brk[0]
+        assert first.kind == TransitionKind.FIRING and on - 5 * MINUTE_MS <= first.ts_ms <= on + 10 * MINUTE_MS
+        wn = fit_demo_leak_model(city).detector.wn
+        link = wn.get_link(first.asset.split(":", 1)[1])
+        d = nx.multi_source_dijkstra_path_length(pipe_graph(wn), {link.start_node_name, link.end_node_name},
+                                                 weight="length")
+        assert d[node] < 300.0, d[node]
+        assert min(t.level_after for t in brk if t.level_after) == 2  # orange: 50-100 L/s
+        assert src.watch.open_bursts == {first.asset.split(":", 1)[1]: 2}
+        assert src.stats["gated_rows"] > 0  # the inflow leaves the leak checks' range, not the burst view's
+        kinds = {e["kind"] for e in MonitoringStore(store.engine).alarm_events() if e["model"] == "main_break"}
+        assert {"opened", "escalated"} <= kinds, kinds
     finally:
         store.close()
 
@@ -108,9 +134,9 @@ def test_the_fitted_detector_is_cached_by_its_inputs(city, tmp_path):
     assert fit_demo_leak_model(city).cached and fit_demo_leak_model(city).key == first.key
 
 
-def _worker_run(store, day, a_ms, b_ms, pipe=None):
+def _worker_run(store, day, a_ms, b_ms, pipe=None, models=("leak_model",)):
     """Feed the readings with a_ms <= ts < b_ms to a worker pipeline over ``store``
-    (built now unless given: a restarted worker); (pipeline, leak transitions)."""
+    (built now unless given: a restarted worker); (pipeline, transitions of ``models``)."""
     from rescity.service.monitoring import worker_pipeline
 
     pipe = pipe or worker_pipeline(store)
@@ -118,7 +144,7 @@ def _worker_run(store, day, a_ms, b_ms, pipe=None):
     trs = []
     replay_arrays(pipe, [s for s, k in zip(day.sensors, sel, strict=True) if k], day.ts_ms[sel],
                   day.values[sel], step_ms=5 * MINUTE_MS,
-                  on_slice=lambda now, res: trs.extend(t for t in res.transitions if t.model == "leak_model"))
+                  on_slice=lambda now, res: trs.extend(t for t in res.transitions if t.model in models))
     return pipe, trs
 
 
@@ -168,6 +194,42 @@ def test_a_restarted_worker_resumes_the_leak_watch_from_the_store(city, tmp_path
         assert key == [(t.ts_ms, t.asset, str(t.kind), t.level_after) for t in ref]
         opened = [e for e in MonitoringStore(store.engine).alarm_events()
                   if e["model"] == "leak_model" and e["kind"] == "opened"]
+        assert len(opened) == 1
+    finally:
+        ref_store.close()
+        store.close()
+
+
+def test_a_worker_restarted_during_a_main_break_does_not_report_it_again(city, tmp_path):
+    """Stopped 7 minutes after the burst view fired (the step still in its window) and
+    rebuilt from the store, the worker knows the open break and continues it: the same
+    main_break transitions as a worker that never stopped, one stored alarm."""
+    on = DAY_START_MS + 10 * HOUR_MS + 30 * MINUTE_MS
+    day = water_history(city, days=1, start_ms=DAY_START_MS, seed=5, leaks=[("n105", 0.060, on)])
+    end, cut = on + 3 * HOUR_MS, on + 17 * MINUTE_MS
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ref_store = make_test_store("sqlite", tmp_path / "a")
+    store = make_test_store("sqlite", tmp_path / "b")
+    try:
+        for s in (ref_store, store):
+            s.save_city(city)
+
+        def breaks(trs):
+            return [(t.ts_ms, t.asset, str(t.kind), t.level_after) for t in trs if t.model == "main_break"]
+
+        _, ref = _worker_run(ref_store, day, 0, end, models=("main_break",))
+        assert breaks(ref) and ref[0].ts_ms < cut
+        first, before = _worker_run(store, day, 0, cut, models=("main_break",))
+        assert breaks(before) == breaks(ref)[:len(breaks(before))] and before
+        del first
+        again, _ = _worker_run(store, day, 0, 0)
+        src2, = again.engine.sources
+        assert src2.watch.open_bursts == {ref[0].asset.split(":", 1)[1]: before[-1].level_after}
+        _, after = _worker_run(store, day, cut - 5 * MINUTE_MS, end, pipe=again, models=("main_break",))
+        assert breaks(before + after) == breaks(ref)
+        opened = [e for e in MonitoringStore(store.engine).alarm_events()
+                  if e["model"] == "main_break" and e["kind"] == "opened"]
         assert len(opened) == 1
     finally:
         ref_store.close()

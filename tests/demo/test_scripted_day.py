@@ -75,6 +75,18 @@ def test_each_scripted_event_raises_its_warning(tmp_path):
         assert _pipe_distance_m(found.asset, leak["asset"]) <= 100.0
         assert leak["asset"] in ["water:" + p for p in found.details["area"]]
         assert leak_watch.watch.open_leaks == {found.asset.split(":", 1)[1]: 4}
+        # its burst view sees the main break as an inflow step with a localised pressure
+        # drop: a main_break at a pipe touching the burst, stamped with the first row after
+        # it, before the low-pressure cluster's, red once the whole step is in its window
+        brk = events["main_break"]
+        burst = [tr for tr in report.transitions if tr.model == "main_break" and tr.details.get("view") == "burst"]
+        assert burst and str(burst[0].kind) == "firing", burst
+        assert _pipe_distance_m(burst[0].asset, brk["asset"]) <= 100.0
+        assert brk["start_ms"] - 5 * 60_000 <= burst[0].ts_ms <= brk["start_ms"] + 10 * 60_000
+        cluster = [tr for tr in report.transitions if tr.model == "main_break" and "members" in tr.details]
+        assert cluster and burst[0].ts_ms < cluster[0].ts_ms
+        assert min(tr.level_after for tr in burst if tr.level_after) == 1
+        assert burst[0].lon == burst[0].lon  # placed (the pipe's middle), so it groups by place
         # every transition of the alarm book is in the store
         mon = MonitoringStore(store.engine)
         kinds = {e["kind"] for e in mon.alarm_events()}

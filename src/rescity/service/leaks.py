@@ -51,6 +51,12 @@ SIGNATURE_DAY = pd.Timestamp("2019-01-01")
 """A Tuesday: day 0 of L-Town's weekly patterns, where the scripted day's run starts, so
 the leak signatures are simulated at the scripted day's load."""
 
+BURST_M3H = 72.0
+"""The burst view's smallest main break (m3/h, 20 L/s; ``LeakWatch.burst_m3h``): an
+inflow step of this size with a localised pressure drop. Measured on the demo's L-Town
+(bench/bench_leak_demo.py --bursts): 30 and 60 L/s breaks found at the first 5-min row
+after them, none in 10 leak-free days."""
+
 GATE_MARGIN = 0.25
 """Operating-range gate: an inflow reading more than this share of the calibrated
 inflow range (max - min over the history, per inflow sensor) outside that range puts
@@ -247,10 +253,12 @@ class LeakSource:
     540 m3/h where L-Town takes 100-300 m3/h) makes the matched filter find a cascade of
     spurious "leaks" all over the network. So a 5-min row in which an inflow reading q
     (m3/h) lies outside [lo - m, hi + m] (lo, hi: its calibrated range; m =
-    :data:`GATE_MARGIN` x (hi - lo)) is withheld from the watch: it counts as a missing
-    row, and once fewer than ``min_window_h`` hours of rows are in the window the watch
-    stops judging (no checks) until the network is back in range; the burst is the
-    threshold and cluster models' (``main_break``). Gated rows: ``stats["gated_rows"]``.
+    :data:`GATE_MARGIN` x (hi - lo)) is withheld from the leak checks
+    (``LeakWatch.gated_steps``): it counts as a missing row, and once fewer than
+    ``min_window_h`` hours of rows are in the window the watch stops judging (no checks)
+    until the network is back in range; the burst is the threshold and cluster models'
+    (``main_break``) and the watch's burst view's (which reads gated rows too). Gated
+    rows: ``stats["gated_rows"]``.
 
     Transitions of the priming (the history's last day, fed at construction) are
     returned by the first :meth:`ingest` (there should be none: the history is leak-free).
@@ -283,10 +291,9 @@ class LeakSource:
                 if self.first_gated_ms is None:
                     self.first_gated_ms = int(min(new)) * self.step_ms
             if self._gated:
-                keep = ~np.isin(steps, np.fromiter(self._gated, dtype=np.int64))
-                batch = batch.take(keep)
                 horizon = (int(now_ms) // self.step_ms) - 24 * 3600 * 1000 // self.step_ms
                 self._gated = {k for k in self._gated if k >= horizon}
+                self.watch.gated_steps = set(self._gated)
         out_tr, self.pending = self.pending + self.watch.ingest(batch, int(now_ms)), []
         return out_tr
 
@@ -296,12 +303,33 @@ class LeakSource:
         return out_tr
 
 
+def pipe_places(city: City, network: str = "water") -> Any:
+    """``pipe id -> (lon, lat)``: the middle of the pipe's line in the city's network
+    (NaN for a pipe the city does not have), the place of its leak and burst alarms."""
+    links = city.networks[network].links
+    cache: dict[str, tuple[float, float]] = {}
+
+    def place(pipe: str) -> tuple[float, float]:
+        if pipe not in cache:
+            link = links.get(pipe)
+            if link is None:
+                cache[pipe] = (float("nan"), float("nan"))
+            else:
+                mid = link.geometry.interpolate(0.5, normalized=True)
+                cache[pipe] = (float(mid.x), float(mid.y))
+        return cache[pipe]
+
+    return place
+
+
 def leak_source(fitted: FittedLeakModel, registry: SensorRegistry, *, network: str = "water",
-                prime: bool = True, **watch_params: Any) -> LeakSource:
+                prime: bool = True, city: City | None = None, **watch_params: Any) -> LeakSource:
     """A :class:`LeakSource` over ``registry``: the watch's sensor indices are the
     registry's indices of the detector's sensors; with ``prime``, the history's last day
     is fed first (readings at each row's start, SI), so the first check of the day has a
-    full 24 h window."""
+    full 24 h window. With ``city``, alarms are placed at their pipe's middle
+    (:func:`pipe_places`). The burst view is on (``burst_m3h`` = :data:`BURST_M3H`)
+    unless ``watch_params`` say otherwise."""
     from rescity.monitor.leakwatch import LeakWatch
 
     sensor_of = fitted.sensors.sensor_of()
@@ -310,6 +338,9 @@ def leak_source(fitted: FittedLeakModel, registry: SensorRegistry, *, network: s
     if missing:
         raise ValueError(f"leak_source: sensors not in the registry: {missing}")
     watch_params.setdefault("binning", fitted.binning)
+    watch_params.setdefault("burst_m3h", BURST_M3H)
+    if city is not None and network in city.networks:
+        watch_params.setdefault("place_of", pipe_places(city, network))
     watch = LeakWatch(fitted.detector, {name: index[sid] for name, sid in sensor_of.items()},
                       network=network, asset_of=lambda pipe: f"{network}:{pipe}", **watch_params)
     inflow = sorted(fitted.sensors.inflow, key=lambda c: index[sensor_of[c]])
@@ -337,7 +368,7 @@ def leak_source(fitted: FittedLeakModel, registry: SensorRegistry, *, network: s
 def demo_leak_source(city: City, registry: SensorRegistry, *, cache_dir: Path | None = None) -> LeakSource:
     """The demo city's leak source: :func:`fit_demo_leak_model` (cached) +
     :func:`leak_source` over ``registry``."""
-    return leak_source(fit_demo_leak_model(city, cache_dir=cache_dir), registry)
+    return leak_source(fit_demo_leak_model(city, cache_dir=cache_dir), registry, city=city)
 
 
 def worker_leak_source(city: City, registry: SensorRegistry, *, cache_dir: Path | None = None,
@@ -354,7 +385,7 @@ def worker_leak_source(city: City, registry: SensorRegistry, *, cache_dir: Path 
     if any(sid not in registry.index for sid in sensors.sensor_of().values()):
         return None
     return leak_source(fit_demo_leak_model(city, cache_dir=cache_dir), registry,
-                       network=network, prime=False)
+                       network=network, prime=False, city=city)
 
 
 def restore_leak_source(src: LeakSource, monitoring: Any, open_alarms: list[Any],
@@ -364,7 +395,8 @@ def restore_leak_source(src: LeakSource, monitoring: Any, open_alarms: list[Any]
 
     1. the open ``leak_model`` alarms of the alarm book (rebuilt from the stored alarm
        events) become the watch's known leaks (``LeakWatch.restore_leaks``): tracked,
-       graded and resolved, never reported again;
+       graded and resolved, never reported again; its burst view's open ``main_break``
+       alarms at pipes its open breaks (``LeakWatch.restore_bursts``);
     2. the window is re-primed: the stored readings of the detector's sensors in the
        last ``window_h`` hours (plus the row grace) before the newest of them
        (``monitoring.readings``), preceded by the leak-free history's rows older than
@@ -375,13 +407,17 @@ def restore_leak_source(src: LeakSource, monitoring: Any, open_alarms: list[Any]
        the alarm book already holds the first worker's.
 
     With no stored readings the history's last day is the priming, as in the demo.
-    Returns counts: ``restored`` leaks, ``readings`` re-primed, ``history_rows``."""
+    Returns counts: ``restored`` leaks and breaks, ``readings`` re-primed,
+    ``history_rows``."""
     fitted: FittedLeakModel = src.fitted
     sensor_of = fitted.sensors.sensor_of()
     det = fitted.detector
     mine = {a.asset.split(":", 1)[1]: int(a.level) for a in open_alarms
             if a.model == "leak_model" and a.asset.startswith(f"{src.watch.network}:")}
     restored = src.watch.restore_leaks(mine)
+    bursts = {a.asset.split(":", 1)[1]: (int(a.level), float(a.value)) for a in open_alarms
+              if a.model == src.watch.burst_model and a.asset.startswith(f"{src.watch.network}:")}
+    restored += src.watch.restore_bursts(bursts)
     uids, last = monitoring.latest(per_sensor=1)
     watched = set(sensor_of.values())
     newest = max((int(t) for u, t in zip(uids, np.asarray(last).tolist(), strict=True) if u in watched),
