@@ -119,7 +119,11 @@ def sim_main_break(
     """From live state: a suspected main break (an incident, an alarm such as a
     main_break cluster, a pipe or a place) -> the valves to close and the customers
     predicted to lose water, before the crew arrives (JSON)."""
-    from rescity.service.simulation import predict_from_alarm, predict_from_incident, predict_main_break
+    from rescity.service.simulation import (
+        predict_from_alarm,
+        predict_from_incident,
+        predict_main_break,
+    )
 
     with _errors(), _store(db) as store:
         if incident is not None:

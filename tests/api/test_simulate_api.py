@@ -158,6 +158,30 @@ def test_a_restarted_server_resumes_unfinished_runs_and_a_failure_says_why(world
     app2.state.scenarios.stop()
 
 
+def test_an_earthquake_ensemble_runs_on_dask_with_bands_and_shares(world):
+    app, client, tokens, store = world
+    if store.backend != "sqlite":
+        pytest.skip("the Dask path once is enough")
+    lon, lat = demo_city().center
+    body = {"hazard": "earthquake", "realizations": 2, "seed": 5,
+            "params": {"magnitude": 6.0, "lon": lon + 0.02, "lat": lat + 0.02, "horizon_h": 24}}
+    r = client.post("/api/scenarios", headers=tokens["chief"], json=body)
+    assert r.status_code == 202, r.text
+    d, _ = _wait(client, tokens["chief"], r.json()["id"], timeout_s=600)
+    assert d["status"] == "done", d["error"]
+    city = d["curves"]["city"]
+    assert len(city["t_h"]) == len(city["q"]) == len(city["p10"]) == len(city["p90"])
+    assert all(lo <= hi + 1e-9 for lo, hi in zip(city["p10"], city["p90"], strict=True))
+    m = d["metrics"]["city"]["loss_of_resilience_pct_h"]
+    assert m["n"] == 2 and m["mean"] > 0
+    assert d["consequences"]["by_jurisdiction"]["district"][OLD_TOWN]["population"]["mean"] > 0
+    a = client.get(f"/api/scenarios/{d['id']}/affected", headers=tokens["chief"]).json()
+    shares = {f["properties"]["share"] for f in a["features"]}
+    assert a["features"] and shares <= {0.5, 1.0}
+    png = client.get(f"/api/scenarios/{d['id']}/curves.png", headers=tokens["chief"])
+    assert png.content[:4] == b"\x89PNG"
+
+
 @pytest.mark.parametrize("body, field", [
     ({"hazard": "burst", "params": {"pipe": "no-such-pipe"}}, "params.pipe: unknown pipe"),
     ({"hazard": "earthquake", "params": {"magnitude": -1}}, "params.magnitude"),

@@ -75,7 +75,7 @@ def submit(body: NewScenario, request: Request, user: Me) -> dict[str, Any]:
 def runs(request: Request, user: Me, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     """The runs the caller may see, newest first: id, hazard, params, status, progress,
     created_ms, by."""
-    return _svc(request).list(user, limit=limit)
+    return _svc(request).list_runs(user, limit=limit)
 
 
 @router.get("/{run_id}")

@@ -509,12 +509,13 @@ class ScenarioService:
         """The stored city (loaded once per service; restart after importing another)."""
         with self._lock:
             if self._city is None:
+                from rescity.service.respond import NotFound
                 from rescity.store import NotFoundError
 
                 try:
                     self._city = self.store.load_city()
                 except NotFoundError:
-                    raise ValueError("no city in the store (build or import one first)") from None
+                    raise NotFound("no city in the store (build or import one first)") from None
             return self._city
 
     # -- asking -----------------------------------------------------------------------------------------
@@ -563,13 +564,13 @@ class ScenarioService:
             raise NotFound(f"no scenario run {run_id!r}")
         return run
 
-    def list(self, user: Any, limit: int = 200) -> list[dict[str, Any]]:
+    def list_runs(self, user: Any, limit: int = 200) -> list[dict[str, Any]]:
         """The runs the caller may see, newest first (without results)."""
         from rescity.respond.access import AccessDenied, Role
 
         if user.role in (Role.CITIZEN, Role.GRID_WORKER):
             raise AccessDenied(f"{user.username} ({user.role.value}) may not see scenarios")
-        return [self._summary(r) for r in self.runs.list(limit=10_000) if may_read(user, r)][:limit]
+        return [self._summary(r) for r in self.runs.recent(limit=10_000) if may_read(user, r)][:limit]
 
     @staticmethod
     def _summary(r: dict[str, Any]) -> dict[str, Any]:
@@ -591,7 +592,8 @@ class ScenarioService:
 
         r = self._readable(user, run_id, result=True)
         rows = (r.get("result") or {}).get("affected", [])
-        doc = affected_geojson(self.city(), rows) if rows else {"type": "FeatureCollection", "features": []}
+        doc: dict[str, Any] = (affected_geojson(self.city(), rows) if rows
+                               else {"type": "FeatureCollection", "features": []})
         doc["rescity:scenario"] = {"id": r["id"], "hazard": r["hazard"], "status": r["status"]}
         return doc
 

@@ -177,7 +177,7 @@ def _supports(city: City, kind: DependencyKind) -> dict[str, str]:
 
 
 def facilities_without_service(city: City, res: Any, road_origins: Sequence[tuple[float, float]] = (),
-                               road_graph: Any = None) -> dict[str, np.ndarray]:
+                               road_graph: Any = None) -> dict[str, Any]:
     """Per service (``water``, ``power``, ``road``) a (time x facility) bool array over
     the critical facilities (:data:`CRITICAL`, sorted by id; key ``facilities`` holds
     their uids): True where the facility lacks that service at the report time."""
@@ -287,7 +287,7 @@ def consequences(city: City, res: Any, *, road_origins: Sequence[tuple[float, fl
         for name, key in (("water", "water"), ("power", "power"), ("road", "road_access")):
             arr = facs[name][:, fsel] if fsel.any() else np.zeros((len(t), 0), bool)
             ids = [f for f, s in zip(facs["facilities"], fsel, strict=True) if s]
-            e[f"facilities_without_{key}"] = [f for f, hit in zip(ids, arr.any(axis=0), strict=True) if hit]
+            e[f"facilities_without_{key}"] = [f for f, hit in zip(ids, list(np.any(arr, axis=0)), strict=True) if hit]
             e[f"facility_hours_without_{key}"] = round(person_hours(t, arr.sum(axis=1).astype(float)), 1)
             series[f"facilities_without_{key}"] = [int(x) for x in arr.sum(axis=1)]
         nodes = [u for u in flood.index if streets is None or flood_street[str(u)] in streets]

@@ -35,7 +35,17 @@ from rescity.model import City, FacilityKind, NetworkType
 from . import metrics as M
 from .cascade import Cascade, CascadeParams, CascadeResult
 from .engines.conditions import Break, Closure, Condition, Leak, Outage
-from .restoration import POLICIES, Crew, Job, Schedule, TravelFn, asset_xy, road_travel, schedule_repairs, straight_line
+from .restoration import (
+    POLICIES,
+    Crew,
+    Job,
+    Schedule,
+    TravelFn,
+    asset_xy,
+    road_travel,
+    schedule_repairs,
+    straight_line,
+)
 
 LEAK_AREA_FRACTION = 0.03
 """A shaking leak's orifice as a share of the pipe's section (assumption; breaks take the

@@ -67,7 +67,7 @@ class ScenarioStore:
             row = conn.execute(sa.select(*cols).where(self.t.c.id == run_id)).mappings().first()
         return None if row is None else dict(row)
 
-    def list(self, limit: int = 500) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 500) -> list[dict[str, Any]]:
         """The runs, newest first, without results."""
         cols = [self.t.c[k] for k in _SUMMARY]
         q = sa.select(*cols).order_by(self.t.c.created_ms.desc(), self.t.c.id.desc()).limit(limit)
