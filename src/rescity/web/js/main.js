@@ -188,10 +188,13 @@ function renderIncidents() {
 }
 
 async function openIncident(id) {
+  if (state.selected !== id) state.draft = "";
   state.selected = id;
   renderIncidents();
   let inc;
+  const seq = (state.openSeq = (state.openSeq || 0) + 1);
   try { inc = await api(`/api/incidents/${encodeURIComponent(id)}`); } catch (e) { $("#inc-detail").textContent = e.message; return; }
+  if (seq !== state.openSeq) return; // a newer look at it is on its way: never draw an older answer over it
   const acts = MAIN_ACTIONS.filter((a) => inc.my_actions.includes(a));
   const actName = (a) => (t(`act_${a}`) !== `act_${a}` ? t(`act_${a}`) : a.replace(/_/g, " "));
   const tl = (inc.timeline || []).map((e) => `<li><span class="time">${hhmm(e.ts_ms)}</span> <b>${esc(actName(e.action))}</b> ${esc(e.actor)} ${esc((e.data && (e.data.note || e.data.reason || e.data.text)) || "")}</li>`).join("");
@@ -210,6 +213,9 @@ async function openIncident(id) {
     <p id="act-error" class="error"></p>
     <h4>${esc(t("timeline"))}</h4><ol class="timeline">${tl}</ol>`;
   $("#inc-detail").querySelectorAll("button.act").forEach((b) => { b.onclick = () => doAction(inc.id, b.dataset.act); });
+  // a live update re-draws the detail: what the user was typing survives it
+  const box = $("#act-text");
+  if (box) { box.value = state.draft || ""; box.oninput = () => { state.draft = box.value; }; }
   if (inc.lon != null) state.map.map.panTo([inc.lat, inc.lon]);
 }
 
@@ -221,6 +227,7 @@ async function doAction(id, action) {
   if (need) body[need] = text; else if (text) body.note = text;
   try {
     const inc = await api(`/api/incidents/${encodeURIComponent(id)}/actions/${action}`, { method: "POST", json: body });
+    state.draft = "";
     state.incidents.set(inc.id, inc);
     state.map.setIncident(inc);
     await openIncident(id);
