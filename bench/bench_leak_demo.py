@@ -20,8 +20,16 @@ the first detection (time, level as ``LeakWatch`` grades it, pipe, distance alon
 pipes from n114 to the pipe's nearer end), and the number of detections farther than
 500 m (false).
 
+With ``--bursts`` (instead): the burst view of the live source (``LeakWatch.burst_m3h``,
+the demo's :data:`rescity.service.leaks.BURST_M3H`), on days with a main break of
+``--burst-sizes`` L/s switched on at 10:30 at the ends of L-Town's sensed DN150 pipes
+(n105, n229, n769), fed in 5-min slices through the inflow gate as in the demo: the
+first main_break (row time, level, inflow step, pipe, distance from the break node along
+pipes and valves), the largest level, and main_breaks on ``--free-days`` leak-free days.
+
     .venv/bin/python bench/bench_leak_demo.py [--sizes 2,3,4,5,7,10,14.4,20]
         [--ramps 20,12,8,6,4] [--free-days 10] [--binning both|last|mean]
+    .venv/bin/python bench/bench_leak_demo.py --bursts [--burst-sizes 10,20,30,60,100]
 
 Measured figures are in docs/monitoring.md (the scripted day) and docs/benchmarks.md.
 """
@@ -75,6 +83,57 @@ def run_case(city, fitted, leaks, seed: int, dist: dict[str, float], wn) -> dict
             "false": len(far), "all": len(found)}
 
 
+def burst_case(city, fitted, registry, leaks, seed: int) -> list:
+    """The main_break transitions of the demo's leak source over one day (5-min slices)."""
+    from rescity.monitor.batch import MINUTE_MS, ReadingBatch
+    from rescity.service.leaks import leak_source
+
+    src = leak_source(fitted, registry, city=city)
+    day = water_history(city, days=1, start_ms=DAY_START_MS, seed=seed, leaks=leaks)
+    idx = np.array([registry.index[sid] for sid in day.sensors], dtype=np.int64)
+    order = np.argsort(day.ts_ms, kind="stable")
+    idx, ts, vals = idx[order], day.ts_ms[order], day.values[order]
+    edges = np.arange(DAY_START_MS, DAY_START_MS + 24 * HOUR_MS + 1, 5 * MINUTE_MS)
+    pos = np.searchsorted(ts, edges)
+    out = list(src.pending)
+    for a, b, now in zip(pos[:-1], pos[1:], edges[1:], strict=True):
+        out += src.ingest(ReadingBatch.of(idx[a:b], ts[a:b], vals[a:b]), int(now))
+    return [t for t in out if t.model == "main_break"]
+
+
+def bursts(args: argparse.Namespace) -> None:
+    from rescity.monitor.registry import SensorRegistry
+
+    city = build_demo_city()
+    fitted = fit_demo_leak_model(city)
+    registry = SensorRegistry.from_sensors(city.sensors.values())
+    wn = fitted.detector.wn
+    g = wn.to_graph().to_undirected()  # along pipes and valves (a PRV may lie between)
+    lengths = {(u, v): float(getattr(wn.get_link(k), "length", 0.0) or 0.0) for u, v, k in g.edges(keys=True)}
+    for (u, v, k) in list(g.edges(keys=True)):
+        g.edges[u, v, k]["length"] = lengths[(u, v)]
+    on = DAY_START_MS + int(10.5 * HOUR_MS)
+    print("| main break from 10:30 | first main_break (row) | level | inflow step m3/h | pipe | "
+          "distance (m) | worst level |")
+    print("|---|---|---|---|---|---|---|")
+    for node in ("n105", "n229", "n769"):
+        dist = nx.single_source_dijkstra_path_length(g, node, weight="length")
+        for ls in [float(x) for x in args.burst_sizes.split(",") if x]:
+            trs = burst_case(city, fitted, registry, [(node, ls / 1000.0, on)], args.seed)
+            if not trs:
+                print(f"| {ls:g} L/s at {node} | none | - | - | - | - | - |", flush=True)
+                continue
+            f = trs[0]
+            link = wn.get_link(f.asset.split(":", 1)[1])
+            d = min(dist.get(link.start_node_name, np.inf), dist.get(link.end_node_name, np.inf))
+            worst = min(t.level_after for t in trs if t.level_after)
+            print(f"| {ls:g} L/s at {node} | {pd.Timestamp(f.ts_ms, unit='ms').strftime('%H:%M')} | "
+                  f"{f.level_after} | {f.value:.0f} | {link.name} | {d:.0f} | {worst} |", flush=True)
+    false = sum(len(burst_case(city, fitted, registry, [], 1000 + s)) for s in range(args.free_days))
+    print(f"leak-free days: {false} main_break transitions in {args.free_days} days "
+          f"(seeds 1000-{999 + args.free_days})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="2,3,4,5,7,10,14.4,20")
@@ -82,7 +141,12 @@ def main() -> None:
     ap.add_argument("--free-days", type=int, default=10)
     ap.add_argument("--binning", choices=["both", "last", "mean"], default="both")
     ap.add_argument("--seed", type=int, default=31)
+    ap.add_argument("--bursts", action="store_true", help="the burst view's main breaks instead")
+    ap.add_argument("--burst-sizes", default="10,20,30,60,100", help="L/s")
     args = ap.parse_args()
+    if args.bursts:
+        bursts(args)
+        return
     city = build_demo_city()
     binnings = ["last", "mean"] if args.binning == "both" else [args.binning]
     for binning in binnings:

@@ -54,8 +54,9 @@ the leak signatures are simulated at the scripted day's load."""
 BURST_M3H = 72.0
 """The burst view's smallest main break (m3/h, 20 L/s; ``LeakWatch.burst_m3h``): an
 inflow step of this size with a localised pressure drop. Measured on the demo's L-Town
-(bench/bench_leak_demo.py --bursts): 30 and 60 L/s breaks found at the first 5-min row
-after them, none in 10 leak-free days."""
+(bench/bench_leak_demo.py --bursts, breaks at the ends of the three sensed DN150 pipes):
+30, 60 and 100 L/s found at the first 5-min row after them (0-301 m from the break),
+10 and 20 L/s not; no main_break in 10 leak-free days."""
 
 GATE_MARGIN = 0.25
 """Operating-range gate: an inflow reading more than this share of the calibrated
