@@ -58,9 +58,10 @@ that pipe is a suspected main break: a transition of model ``burst_model``
 
     yellow 3: q < 180 (50 L/s),   orange 2: 180 <= q < 360,   red 1: q >= 360 (100 L/s)
 
-One within ``burst_suppress_m`` (along pipes) of an open one is the same break (its
-size and level follow the largest step seen while the step is in the window); the
-opposite step at the same place (the inflow down by at least half the break's size,
+Its transitions carry row k's time, like the leak checks' (they are raised when the row
+closes, ``grace_s`` after it ends). One within ``burst_suppress_m`` (along pipes) of an
+open one is the same break (its size and level follow the largest step seen while the
+step is in the window); the opposite step at the same place (the inflow down by at least half the break's size,
 ``-d`` localised within ``burst_suppress_m``: the main closed or repaired) resolves it.
 Pipes that touch a tank or a reservoir are not candidates (storage dynamics, pump
 switching). Rows in ``gated_steps`` (set by the caller when the inflow is outside the
@@ -303,7 +304,7 @@ class LeakWatch:
         d_all = e[-self.burst_rows:].mean(axis=0) - e[:-self.burst_rows].mean(axis=0)
         d, d_in = d_all[:-1], float(d_all[-1])  # residual step (m), inflow step (m3/h)
         tr = self._tracker
-        ts_ms = k * self._step_ms
+        ts_ms = k * self._step_ms  # the row's time, as the leak checks' (known grace_s after it ends)
         out: list[Transition] = []
         # a repair or closure: the opposite step at an open break
         sig = self._burst_sig
