@@ -2,9 +2,9 @@
 workers, and ResCity's overhead over the engines' own solver time, in one run.
 
 Each realization: an M 6.0 earthquake 2.5 km north-east of the centre, damage sampled
-(seed = realization), repairs by 8 crews, the cascade (power flow, EPANET water with
-pressure-driven demand, demand patterns averaged to the 1 h step) over 168 h, curves and
-metrics.
+(seed = realization), repairs by 8 crews travelling on the road graph, the cascade (power
+flow, EPANET water with pressure-driven demand, demand patterns averaged to the 1 h step)
+over 168 h, curves, metrics and consequences per jurisdiction.
 
 * speed-up: the same ``--subset`` realizations on a LocalCluster of 1 worker, then of 2;
 * the ensemble: ``--realizations`` on 2 workers (goal: 1,000 in at most 10 minutes);

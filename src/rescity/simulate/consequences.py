@@ -59,6 +59,7 @@ class JurisdictionIndex:
         self.districts = [j for j in city.jurisdictions.values() if j.level == JurisdictionLevel.DISTRICT]
         self._tree = shapely.STRtree([j.geometry for j in self.streets]) if self.streets else None
         self._cache: dict[str, str | None] = {}
+        self.shares: dict[tuple[str, tuple[str, ...]], tuple[np.ndarray, list[str | None]]] = {}
 
     def street_of_points(self, xy: np.ndarray) -> list[str | None]:
         """The street code holding each (lon, lat) row of ``xy`` (None outside every street)."""
@@ -134,6 +135,16 @@ def person_hours(t_s: np.ndarray, persons: np.ndarray) -> float:
     return float(np.trapezoid(np.asarray(persons, float), np.asarray(t_s, float)) / 3600.0)
 
 
+def _shares(index: JurisdictionIndex, network: str, uids: list[str], w: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """:func:`population_shares`, cached on the index per network and customer list (the
+    weights of a network's customers do not change between runs)."""
+    key = (network, tuple(uids))
+    hit = index.shares.get(key)
+    if hit is None:
+        hit = index.shares[key] = population_shares(index, uids, w)
+    return hit
+
+
 @dataclass
 class ServiceLoss:
     """Who lacks one service over time: ``lost`` (time x customer bool), each customer's
@@ -149,10 +160,14 @@ def _water_loss(city: City, res: Any, index: JurisdictionIndex) -> ServiceLoss |
         return None
     w = res.water.without_water()
     uids = [str(c) for c in w.columns]
+    key = ("water", tuple(uids))
+    hit = index.shares.get(key)
+    if hit is not None:
+        return ServiceLoss(w.reindex(res.times_s, method="nearest").to_numpy(dtype=bool), *hit)
     base = np.array([float(getattr(city.asset(u), "attrs", {}).get("base_demand_m3s") or 0.0) for u in uids])
     if not base.any():
         base = np.ones(len(uids))
-    pop, streets = population_shares(index, uids, base)
+    pop, streets = _shares(index, "water", uids, base)
     lost = w.reindex(res.times_s, method="nearest").to_numpy(dtype=bool)
     return ServiceLoss(lost, pop, streets)
 
@@ -165,7 +180,7 @@ def _power_loss(city: City, res: Any, index: JurisdictionIndex) -> ServiceLoss |
     w = res.power.weights
     load = (w.reindex(s.columns).to_numpy(float) if isinstance(w, pd.Series)
             else w.reindex(columns=s.columns).mean(axis=0).to_numpy(float))
-    pop, streets = population_shares(index, uids, np.nan_to_num(load))
+    pop, streets = _shares(index, "power", uids, np.nan_to_num(load))
     lost = s.reindex(res.times_s, method="nearest").to_numpy(float) < 0.5
     return ServiceLoss(lost, pop, streets)
 
@@ -232,6 +247,7 @@ def _road_access_lost(city: City, res: Any, facs: list[str], origins: Sequence[t
         flood = rc[keep].to_numpy(dtype=bool)
         flood_cols = [str(c).split(":", 1)[1] for c in keep]
     cache: dict[frozenset[str], np.ndarray] = {}
+    src = sorted({graph.nearest_node(float(o[0]), float(o[1])) for o in origins})
     for k, t in enumerate(res.times_s):
         active = [c for c in spans if c.start_s <= t and (c.end_s is None or t < c.end_s)]
         closed = set(graph.closed_links(active))
@@ -239,8 +255,11 @@ def _road_access_lost(city: City, res: Any, facs: list[str], origins: Sequence[t
             closed.update(c for c, on in zip(flood_cols, flood[k], strict=True) if on)
         key = frozenset(closed)
         if key not in cache:
-            reach = graph.reachable(list(origins), set(key)) if key else None
-            cache[key] = np.array([reach is not None and node not in reach for _, node in targets])
+            if key:  # unreachable from every origin (scipy Dijkstra, cached on the graph)
+                tt = np.min([graph.times_from(o, key) for o in src], axis=0)
+                cache[key] = ~np.isfinite(tt[[graph._pos[n] for _, n in targets]])
+            else:
+                cache[key] = np.zeros(len(targets), bool)
         lost[k, [j for j, _ in targets]] = cache[key]
     return lost
 
