@@ -192,6 +192,14 @@ class Cascade:
             self._water_dict = wntr.network.to_dict(water_model(self.water))
         return wntr.network.from_dict(self._water_dict)
 
+    def shared_water_model(self, coarsen_patterns: bool) -> Any:
+        """The WNTR model the EPANET runs share (one per pattern setting; each run puts it
+        back: ``run_water(restore=True)``). Not thread-safe: one cascade per thread."""
+        cache = self.__dict__.setdefault("_shared_water", {})
+        if coarsen_patterns not in cache:
+            cache[coarsen_patterns] = self.water_model()
+        return cache[coarsen_patterns]
+
     # -- couplings -----------------------------------------------------------------------------
     def flooded_nodes(self, drainage_result: Any, times: np.ndarray) -> pd.DataFrame:
         rate = drainage_result.flooding_m3s.reindex(times, method="nearest").fillna(0.0)
@@ -335,9 +343,19 @@ class Cascade:
                         events.append(Event(end, str(bus), "re_energised", "power flow"))
         res.conditions = base + [c for c, _, _ in derived.values() if self._engine_applies(c.uid)]
         if self.water is not None and "water" in engines:
-            res.water = run_water(self.water, res.conditions, horizon_s, step_s,
-                                  model=water_model if water_model is not None else self.water_model(),
-                                  simulator=water_simulator, coarsen_patterns=coarsen_patterns)
+            if water_model is None and water_simulator == "epanet":
+                # one model per city and pattern setting, put back after every run
+                shared = self.shared_water_model(coarsen_patterns)
+                try:
+                    res.water = run_water(self.water, res.conditions, horizon_s, step_s, model=shared,
+                                          simulator="epanet", coarsen_patterns=coarsen_patterns, restore=True)
+                except BaseException:
+                    self.__dict__.get("_shared_water", {}).pop(coarsen_patterns, None)  # never reuse a model a failed run left
+                    raise
+            else:
+                res.water = run_water(self.water, res.conditions, horizon_s, step_s,
+                                      model=water_model if water_model is not None else self.water_model(),
+                                      simulator=water_simulator, coarsen_patterns=coarsen_patterns)
         for g in gas_leaks:
             for dep in self.adjacent.get(g, []):
                 res.explosion_risk.append(dep)
