@@ -472,20 +472,20 @@ class AlarmBook:
         g = self.grouping
         window = int(g.window_s * 1000)
         best: IncidentCandidate | None = None
-        for inc in self.incidents.values():
+        key = None
+        for order, inc in enumerate(self.incidents.values()):
             if ts - inc.last_ms > window:
                 continue
             if g.same_network and a.network not in inc.networks:
                 continue
-            near = g.same_jurisdiction and a.jurisdiction is not None and a.jurisdiction in inc.jurisdictions
-            if not near:
-                for mid in inc.alarm_ids:
-                    m = self.alarms[mid]
-                    if _dist_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
-                        near = True
-                        break
-            if near and (best is None or inc.first_ms < best.first_ms):
-                best = inc
+            ds = [d for d in (_dist_m(self.alarms[mid].lon, self.alarms[mid].lat, a.lon, a.lat)
+                              for mid in inc.alarm_ids) if d <= g.distance_m]
+            by_place = g.same_jurisdiction and a.jurisdiction is not None and a.jurisdiction in inc.jurisdictions
+            if not ds and not by_place:
+                continue
+            k = (min(ds) if ds else math.inf, inc.first_ms, order)  # the nearest, then the oldest
+            if key is None or k < key:
+                best, key = inc, k
         if best is None:
             self._emit(a.id, ts, EventKind.GROUPED, a.level, a.level, a.value,
                        {"incident": f"IC-{a.id}", "new": True}, a.model, a.asset)

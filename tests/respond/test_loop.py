@@ -73,3 +73,41 @@ def test_follow_runs_until_stopped(svc, store):
     steps = follow(store, interval_s=0.01, stop=stop, clock=lambda: T0 + MIN, on_step=on_step)
     assert steps == 1 and [i.type for i in seen[0].incidents] == ["bridge_overload"]
     assert seen[0].incidents[0].units == ["municipal-engineering", "traffic-police"]
+
+
+def _at(model, asset, kind, before, after, ts, lon, lat):
+    return Transition(model, asset, asset.split(":")[-1], ts, kind, before, after, 1.0,
+                      network="water", lon=lon, lat=lat)
+
+
+def test_an_alarm_between_two_candidates_joins_the_nearest(store):
+    mon = MonitoringStore(store.engine)
+    book = AlarmBook(grouping=GroupingRule(distance_m=800, same_jurisdiction=False),
+                     sink=lambda evs: mon.append_alarm_events(evs, []))
+    lon0, lat0 = 24.94, 60.17
+    dlon = 100 / (111_320 * 0.4986)  # 100 m east at 60.17 N
+    book.ingest([_at("leak_model", "water:p467", K.FIRING, 0, 4, T0, lon0, lat0)])  # older, 700 m west
+    book.ingest([_at("pressure_drop_rate", "water:n1", K.FIRING, 0, 4, T0 + MIN, lon0 + 10 * dlon, lat0)])
+    # within reach of both candidates: it joins the one beside it (300 m), not the older one
+    book.ingest([_at("main_break", "water:p37", K.FIRING, 0, 1, T0 + 2 * MIN, lon0 + 7 * dlon, lat0)])
+    groups = {e.alarm_id: e.details["incident"] for e in book.events if e.kind == "grouped"}
+    assert groups["main_break@water:p37@%d" % (T0 + 2 * MIN)] == groups["pressure_drop_rate@water:n1@%d" % (T0 + MIN)]
+    assert groups["leak_model@water:p467@%d" % T0] != groups["pressure_drop_rate@water:n1@%d" % (T0 + MIN)]
+
+
+def test_a_closed_groups_still_firing_alarms_open_no_second_incident(svc, store):
+    from rescity.model.incident import Action
+
+    book, mon = _book(store)
+    bridge = AlarmIncidentBridge(svc, mon)
+    book.ingest([_tr("pressure_low", "water:J1", K.FIRING, 0, 2, T0)])
+    (inc,) = bridge.step(T0).incidents
+    for i, act in enumerate((Action.ACCEPT, Action.ARRIVE, Action.RESOLVE, Action.REVIEW, Action.CLOSE)):
+        svc.act(SYSTEM, inc.id, act, T0 + (i + 1) * MIN, {"note": "made safe"} if act == Action.RESOLVE else None)
+    # the alarm still fires and eases: the closed incident's, not a new one
+    book.ingest([_tr("pressure_low", "water:J1", K.LEVEL, 2, 3, T0 + 10 * MIN)])
+    assert bridge.step(T0 + 10 * MIN).incidents == []
+    # it gets worse than the incident was: a new incident
+    book.ingest([_tr("pressure_low", "water:J1", K.LEVEL, 3, 1, T0 + 20 * MIN)])
+    (again,) = bridge.step(T0 + 20 * MIN).incidents
+    assert again.id != inc.id and again.level == 1

@@ -731,25 +731,27 @@ class AlarmBook:
         window = int(g.window_s * 1000)
         best: IncidentCandidate | None = None
         # the near candidates: same jurisdiction, or a member within distance_m (by the grid)
-        near: dict[str, None] = {}
+        # the distance to its nearest member within distance_m (inf: near by jurisdiction only)
+        near: dict[str, float] = {}
         if g.same_jurisdiction and a.jurisdiction is not None:
-            near.update(self._inc_by_juris.get(a.jurisdiction, {}))
+            near.update(dict.fromkeys(self._inc_by_juris.get(a.jurisdiction, {}), math.inf))
         for c in self._inc_grid.around(a.lon, a.lat):
             for inc_id, members in self._inc_cells.get(c, {}).items():
-                if inc_id in near:
-                    continue
                 for m in members:
-                    if local_distance_m(m.lon, m.lat, a.lon, a.lat) <= g.distance_m:
-                        near[inc_id] = None
-                        break
+                    d = local_distance_m(m.lon, m.lat, a.lon, a.lat)
+                    if d <= g.distance_m and d < near.get(inc_id, math.inf):
+                        near[inc_id] = d
+        # the nearest candidate, then the oldest (an alarm between two joins the one it is beside)
+        key: tuple[float, int, int] | None = None
         for inc_id in sorted(near, key=self._inc_seq.__getitem__):  # the order the incidents were made
             inc = self.incidents[inc_id]
             if ts - inc.last_ms > window:
                 continue
             if g.same_network and a.network not in inc.networks:
                 continue
-            if best is None or inc.first_ms < best.first_ms:
-                best = inc
+            k = (near[inc_id], inc.first_ms, self._inc_seq[inc_id])
+            if key is None or k < key:
+                best, key = inc, k
         if best is None:
             self._emit(a.id, ts, EventKind.GROUPED, a.level, a.level, a.value,
                        {"incident": f"IC-{a.id}", "new": True}, a.model, a.asset)

@@ -374,7 +374,10 @@ class ResponseService:
         """Open (or update) the incident of an alarm group (an incident candidate of the
         alarm book). ``alarms``: dicts with id, model, asset, network, level, lon, lat.
         Groups less severe than the policy's ``auto_incident_level`` open nothing; a group
-        that already has an incident adds its new alarms and raises its level."""
+        that already has an incident adds its new alarms and raises its level; a group whose
+        incident is closed opens another only when a new alarm joins or it becomes more
+        severe than that incident was (the same alarms still firing, or easing, are the
+        closed incident's, not a new one)."""
         if not alarms:
             return None
         head = min(alarms, key=lambda a: (int(a["level"]), str(a["id"])))
@@ -400,6 +403,12 @@ class ResponseService:
                     inc = self._commit(tx, inc, [lifecycle.decide(
                         inc, Action.SET_LEVEL, SYSTEM.username, ts_ms, {"level": level})])
             return inc
+        if cand:
+            # the group's incident was closed while its alarms still fire: a new incident only
+            # if a new alarm joined or the group got more severe than that incident was
+            done = max(self.rs.incident_docs(ids=sorted(set(cand))), key=lambda d: d["created_ms"], default=None)
+            if done is not None and set(ids) <= set(done["alarm_ids"]) and level >= int(done["level"]):
+                return None
         if cap is None and level > self.policy.auto_incident_level:
             return None  # (a type rule with a level always opens its incident)
         networks = sorted({self.network_types.get(str(a["network"]), str(a["network"]))
