@@ -251,6 +251,8 @@ def test_run_a_scenario_and_see_its_curves_and_affected_assets(browser, site):
     assert page.evaluate("window.rescity.chart.data.datasets.length") >= 1
     n = page.evaluate("window.rescity.map.groups.scenario.layer.getLayers().length")
     assert n >= 1
+    # the consequences per district: one row each, with residents
+    assert page.locator("#sc-districts tr[data-code]").count() == len(site["districts"])
     page.screenshot(path=str(ARTIFACTS / "06-scenario.png"))
     # bad input is named, not a crash
     page.fill("#sc-fields input[name='pipe']", "no-such-pipe")

@@ -493,3 +493,4 @@ def autogenerate_filters(dialect_name: str) -> dict[str, Any]:
 # ``metadata`` (the migrations' target).
 from . import response_schema as _response_schema  # noqa: E402,F401
 from . import risk_schema as _risk_schema  # noqa: E402,F401
+from . import simulation as _simulation  # noqa: E402,F401

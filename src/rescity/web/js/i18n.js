@@ -40,6 +40,8 @@ export const WORDS = {
     m_resilience_index: "Resilience index", m_t_recover_95_h: "Time to 95 % (h)", m_t_recover_100_h: "Time to 100 % (h)",
     m_time_below_threshold_h: "Time below threshold (h)", m_threshold_pct: "Threshold (%)",
     m_t_start_h: "Start (h)", m_t_end_h: "End (h)",
+    by_district: "By district", population: "Residents", no_water: "Without water (peak)",
+    no_power: "Without power (peak)", facilities_hit: "Facilities hit", flood_m3: "Flooded (m³)",
   },
   zh: {
     title: "韧城 · 一屏统览", brand: "韧城 ResCity", lang: "English",
@@ -80,6 +82,8 @@ export const WORDS = {
     m_resilience_index: "韧性指数", m_t_recover_95_h: "恢复至 95 % 用时（小时）", m_t_recover_100_h: "完全恢复用时（小时）",
     m_time_below_threshold_h: "低于阈值时长（小时）", m_threshold_pct: "阈值（%）",
     m_t_start_h: "起始（小时）", m_t_end_h: "结束（小时）",
+    by_district: "分区县影响", population: "常住人口", no_water: "停水人数（峰值）",
+    no_power: "停电人数（峰值）", facilities_hit: "受影响重点设施", flood_m3: "积水量（立方米）",
   },
 };
 

@@ -277,9 +277,21 @@ async function pollScenario(id) {
   renderLayers();
   $("#sc-affected").textContent = `${n} ${t("affected")}`;
   drawCurves(s.curves || {});
-  const city = (s.metrics && (s.metrics.city || s.metrics.City)) || null;
-  $("#sc-metrics").innerHTML = city ? Object.entries(city).filter(([, v]) => typeof v === "number" || v === null)
-    .map(([k, v]) => `<tr><td>${esc(t(`m_${k}`) !== `m_${k}` ? t(`m_${k}`) : k)}</td><td>${v === null ? "—" : Math.round(v * 100) / 100}</td></tr>`).join("") : "";
+  const city = (s.metrics && s.metrics.city) || null;
+  const num = (v) => (v === null || v === undefined ? "—" : String(Math.round(v * 100) / 100));
+  // one run: numbers; an ensemble: each metric a distribution, shown as mean [p10–p90]
+  const show = (v) => (v && typeof v === "object" ? `${num(v.mean)} [${num(v.p10)}–${num(v.p90)}]` : num(v));
+  $("#sc-metrics").innerHTML = city ? Object.entries(city)
+    .filter(([, v]) => v === null || typeof v === "number" || (v && typeof v === "object" && "mean" in v))
+    .map(([k, v]) => `<tr><td>${esc(t(`m_${k}`) !== `m_${k}` ? t(`m_${k}`) : k)}</td><td>${esc(show(v))}</td></tr>`).join("") : "";
+  const by = s.consequences && s.consequences.by_jurisdiction;
+  const rows = by && by.district ? Object.entries(by.district) : [];
+  $("#sc-districts").innerHTML = rows.length ? `<tr><th>${esc(t("districts"))}</th><th>${esc(t("population"))}</th>
+      <th>${esc(t("no_water"))}</th><th>${esc(t("no_power"))}</th><th>${esc(t("facilities_hit"))}</th><th>${esc(t("flood_m3"))}</th></tr>` +
+    rows.map(([code, d]) => `<tr data-code="${esc(code)}"><td>${esc(pick(d, "name") || code)}</td><td>${d.population}</td>
+      <td>${num(d.population_without_water_max)}</td><td>${num(d.population_without_power_max)}</td>
+      <td>${new Set([...(d.facilities_without_water || []), ...(d.facilities_without_power || []), ...(d.facilities_without_road_access || [])]).size}</td>
+      <td>${num(d.flood_volume_m3)}</td></tr>`).join("") : "";
 }
 
 function drawCurves(curves) {

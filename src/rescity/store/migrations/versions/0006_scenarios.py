@@ -13,10 +13,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-# The table is declared in rescity.store.simulation; importing it puts it in the schema's
-# metadata (the target the migrated database is compared with) wherever migrations run.
-import rescity.store.simulation  # noqa: F401
-
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
