@@ -203,7 +203,19 @@ def test_dispatch_and_resolve_an_incident_by_clicking(browser, site):
     page.fill("#act-text", "valve closed, pipe clamped")
     page.click("button.act[data-act='resolve']")
     page.wait_for_selector("#inc-state[data-state='resolved']", timeout=10_000)
+    # from live state: the valves to close and the customers who lose water, on the map
+    page.click("#predict")
+    page.wait_for_selector("#prediction-table", timeout=60_000)
+    assert int(page.get_attribute("#prediction-table td[data-n]", "data-n")) >= 2
+    assert page.evaluate("window.rescity.map.groups.prediction.layer.getLayers().length") >= 3
     page.screenshot(path=str(ARTIFACTS / "04-incident-resolved.png"))
+    pred = _http("GET", f"{site['url']}/api/scenarios/main-break?incident={iid}", headers=h).json()
+    assert pred["pipe"].startswith("water:") and pred["valves_to_close"] and pred["segment_pipes"]
+    assert set(pred["segment_customers"]) <= set(pred["customers_cut_off_by_isolation"])
+    assert _http("GET", f"{site['url']}/api/scenarios/main-break", headers=h).status_code == 422
+    assert _http("GET", f"{site['url']}/api/scenarios/main-break?incident=INC-nope", headers=h).status_code == 404
+    li = _token(site, "li")
+    assert _http("GET", f"{site['url']}/api/scenarios/main-break?incident={iid}", headers=li).status_code == 404
     doc = _http("GET", f"{site['url']}/api/incidents/{iid}", headers=h).json()
     assert doc["state"] == "resolved" and doc["units"]
     assert [e["action"] for e in doc["timeline"]][-5:] == ["verify", "dispatch", "accept", "arrive", "resolve"]

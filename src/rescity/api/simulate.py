@@ -20,6 +20,7 @@ field (``params.magnitude: ...``, ``hazard: ...``), never a 500.
     GET  /api/scenarios/{id}            {..., status, progress, message, error, metrics, curves, consequences}
     GET  /api/scenarios/{id}/affected   GeoJSON FeatureCollection (WGS84) of the affected assets
     GET  /api/scenarios/{id}/curves.png the resilience curves (409 until done)
+    GET  /api/scenarios/main-break?incident=ID|alarm=ID  valves to close, customers cut off (sync)
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ def runs(request: Request, user: Me, limit: Annotated[int, Query(ge=1, le=1000)]
     """The runs the caller may see, newest first: id, hazard, params, status, progress,
     created_ms, by."""
     return _svc(request).list_runs(user, limit=limit)
+
+
+@router.get("/main-break")
+def main_break(request: Request, user: Me,
+               incident: Annotated[str | None, Query(max_length=64, description="an incident's id")] = None,
+               alarm: Annotated[str | None, Query(max_length=300, description="an alarm's id")] = None,
+               repair_h: Annotated[float, Query(gt=0, le=240, description="hours until the repair")] = 16.0,
+               ) -> dict[str, Any]:
+    """From live state: for a suspected main break (an incident or an alarm), the valves
+    to close, the isolation segment, the customers it cuts off and those predicted to
+    lose water if the break runs until the repair; ``geojson`` draws it. Runs two
+    hydraulic simulations (a few seconds)."""
+    try:
+        return _svc(request).main_break(user, incident=incident, alarm=alarm, repair_h=repair_h)
+    except (ValueError, KeyError) as e:
+        raise _bad(ValueError(str(e).strip("'\""))) from None
 
 
 @router.get("/{run_id}")

@@ -277,22 +277,28 @@ def predict_main_break(city: City, *, pipe: str | None = None, lon: float | None
             "repair_h": repair_h}
 
 
-def predict_from_incident(store: Any, incident_id: str, user: Any = None, **kw: Any) -> dict[str, Any]:
+def predict_from_incident(store: Any, incident_id: str, user: Any = None, *, city: City | None = None,
+                          **kw: Any) -> dict[str, Any]:
     """:func:`predict_main_break` for an incident (its asset if it is a water pipe, else
-    its place), with the caller's right to see the incident checked."""
+    its place), with the caller's right to see the incident checked (and, for a user other
+    than the platform, to run a burst there: :func:`may_run`)."""
     from rescity.respond.access import SYSTEM
     from rescity.service.respond import ResponseService
 
-    city = store.load_city()
+    city = city or store.load_city()
     inc = ResponseService(store, jurisdictions=list(city.jurisdictions.values())).incident(user or SYSTEM, incident_id)
     asset = inc.asset or ""
     water = next((n for n in city.networks.values() if n.type.value == "water"), None)
-    if water is not None and asset.startswith(f"{water.name}:") and asset.split(":", 1)[1] in water.links:
-        out = predict_main_break(city, pipe=asset, **kw)
-    elif inc.lon is not None and inc.lat is not None:
-        out = predict_main_break(city, lon=inc.lon, lat=inc.lat, **kw)
-    else:
+    on_pipe = water is not None and asset.startswith(f"{water.name}:") and asset.split(":", 1)[1] in water.links
+    if not on_pipe and (inc.lon is None or inc.lat is None):
         raise ValueError(f"incident {incident_id} has neither a water pipe nor a place")
+    if user is not None and user is not SYSTEM:
+        from rescity.simulate.restoration import asset_xy
+
+        lon, lat = asset_xy(city, asset) if on_pipe else (float(inc.lon), float(inc.lat))  # type: ignore[arg-type]
+        check_burst_right(city, user, lon, lat, f"incident {incident_id}")
+    out = predict_main_break(city, pipe=asset, **kw) if on_pipe else predict_main_break(
+        city, lon=inc.lon, lat=inc.lat, **kw)
     return {"incident": inc.id, **out}
 
 
@@ -586,6 +592,17 @@ class ScenarioService:
         return {**self._summary(r), "metrics": res.get("metrics", {}), "curves": res.get("curves", {}),
                 "consequences": res.get("consequences", {})}
 
+    def main_break(self, user: Any, *, incident: str | None = None, alarm: str | None = None,
+                   repair_h: float = 16.0) -> dict[str, Any]:
+        """The main-break prediction for an incident or an alarm (:func:`predict_from_incident`,
+        :func:`predict_from_alarm`), with a GeoJSON of it for the map (``geojson``)."""
+        if (incident is None) == (alarm is None):
+            raise ValueError("give incident or alarm (one of them)")
+        city = self.city()
+        pred = (predict_from_incident(self.store, incident, user, city=city, repair_h=repair_h) if incident
+                else predict_from_alarm(self.store, str(alarm), user, city=city, repair_h=repair_h))
+        return {**pred, "geojson": prediction_geojson(city, pred)}
+
     def affected(self, user: Any, run_id: str) -> dict[str, Any]:
         """The affected assets as GeoJSON (WGS84); empty until the run is done."""
         from rescity.simulate.consequences import affected_geojson
@@ -744,27 +761,54 @@ def alarm_place(city: City, monitoring: Any, alarm_id: str) -> dict[str, Any]:
     raise ValueError(f"alarm {alarm_id} has neither a water pipe nor a place")
 
 
-def predict_from_alarm(store: Any, alarm_id: str, user: Any = None, **kw: Any) -> dict[str, Any]:
+def check_burst_right(city: City, user: Any, lon: float, lat: float, what: str) -> None:
+    """May ``user`` run a burst (a main-break prediction) at (lon, lat)? :func:`may_run`
+    with the jurisdictions covering the point; :class:`AccessDenied` naming ``what``."""
+    import shapely
+
+    from rescity.respond.access import AccessDenied
+
+    pt = shapely.Point(lon, lat)
+    scope = {"codes": [j.code for j in city.jurisdictions.values() if j.geometry.covers(pt)], "network": "water"}
+    if not may_run(user, "burst", scope):
+        raise AccessDenied(f"{user.username} ({user.role.value}) may not run a main-break prediction for {what}")
+
+
+def prediction_geojson(city: City, pred: dict[str, Any]) -> dict[str, Any]:
+    """A main-break prediction for the map (WGS84): the burst pipe, the isolation segment's
+    pipes, the valves to close (at their node) and the customers without water if the
+    break is not isolated; ``kind`` says which."""
+    from shapely.geometry import mapping
+
+    def feat(uid: str, kind: str, geom: Any = None) -> dict[str, Any] | None:
+        a = city.asset(uid)
+        g = geom if geom is not None else (a.geometry if a is not None else None)
+        if g is None:
+            return None
+        return {"type": "Feature", "geometry": mapping(g), "properties": {"asset": uid, "kind": kind,
+                                                                         "network": "water"}}
+
+    rows = [feat(u, "segment_pipe") for u in pred.get("segment_pipes", []) if u != pred["pipe"]]
+    rows.append(feat(pred["pipe"], "burst_pipe"))
+    rows += [feat(v["at_node"], "valve") for v in pred.get("valves_to_close", [])]
+    rows += [feat(c, "no_water") for c in pred.get("customers_without_water_if_not_isolated", [])]
+    return {"type": "FeatureCollection", "features": [r for r in rows if r is not None]}
+
+
+def predict_from_alarm(store: Any, alarm_id: str, user: Any = None, *, city: City | None = None,
+                       **kw: Any) -> dict[str, Any]:
     """:func:`predict_main_break` for an alarm (:func:`alarm_place`: its pipe, its
     candidate pipes, its members' centroid or its place). With a ``user``, the caller
     must be allowed to run a burst there (:func:`may_run`)."""
-    from rescity.respond.access import AccessDenied
     from rescity.store.monitoring import MonitoringStore
 
-    city = store.load_city()
+    city = city or store.load_city()
     where = alarm_place(city, MonitoringStore(store.engine), alarm_id)
     if user is not None:  # before the hydraulics: may the caller run a burst there?
-        import shapely
-
         from rescity.simulate.restoration import asset_xy
 
         lon, lat = asset_xy(city, where["pipe"]) if "pipe" in where else (where["lon"], where["lat"])
-        pt = shapely.Point(lon, lat)
-        scope = {"codes": [j.code for j in city.jurisdictions.values() if j.geometry.covers(pt)],
-                 "network": "water"}
-        if not may_run(user, "burst", scope):
-            raise AccessDenied(f"{user.username} ({user.role.value}) may not run a main-break prediction "
-                               f"for alarm {alarm_id}")
+        check_burst_right(city, user, lon, lat, f"alarm {alarm_id}")
     if "pipe" in where:
         out = predict_main_break(city, pipe=where["pipe"], **kw)
     else:

@@ -42,6 +42,9 @@ export const WORDS = {
     m_t_start_h: "Start (h)", m_t_end_h: "End (h)",
     by_district: "By district", population: "Residents", no_water: "Without water (peak)",
     no_power: "Without power (peak)", facilities_hit: "Facilities hit", flood_m3: "Flooded (m³)",
+    predict: "Predict the impact (valves, customers)", prediction: "Main-break prediction", burst_pipe: "Burst pipe",
+    valves: "Valves to close", cut_off: "Customers cut off by the isolation",
+    no_water_open: "Customers without water if not isolated", leak_m3: "Water lost until the repair (m³)",
   },
   zh: {
     title: "韧城 · 一屏统览", brand: "韧城 ResCity", lang: "English",
@@ -84,6 +87,9 @@ export const WORDS = {
     m_t_start_h: "起始（小时）", m_t_end_h: "结束（小时）",
     by_district: "分区县影响", population: "常住人口", no_water: "停水人数（峰值）",
     no_power: "停电人数（峰值）", facilities_hit: "受影响重点设施", flood_m3: "积水量（立方米）",
+    predict: "影响预判（关阀、停水用户）", prediction: "爆管影响预判", burst_pipe: "爆管管段",
+    valves: "需关闭阀门", cut_off: "关阀停水用户",
+    no_water_open: "不关阀时停水用户", leak_m3: "修复前漏失水量（立方米）",
   },
 };
 

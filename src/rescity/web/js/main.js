@@ -15,7 +15,7 @@ const REPORT_CATEGORIES = ["waterlogging", "gas_leak", "main_break", "road_colla
 
 const state = { me: null, map: null, models: {}, alarms: new Map(), incidents: new Map(), feed: [], stop: null,
                 selected: null, chart: null, reportAt: null, now: null, scenario: null,
-                received: { alarm: 0, incident: 0, risk: 0, clock: 0 } };
+                received: { alarm: 0, incident: 0, risk: 0, clock: 0 }, predictions: {} };
 window.rescity = state; // for the browser tests and the page-load bench
 
 // -- sign-in ------------------------------------------------------------------------------
@@ -211,12 +211,44 @@ async function openIncident(id) {
     <div class="acts">${acts.length ? `<input id="act-text" data-i18n-ph="note_reason" placeholder="${esc(t("note_reason"))}">` +
       acts.map((a) => `<button class="act" data-act="${a}">${esc(t(`act_${a}`))}</button>`).join("") : `<p class="muted">${esc(t("no_actions"))}</p>`}</div>
     <p id="act-error" class="error"></p>
+    ${inc.type === "main_break" && state.me.role !== "citizen" ? `<button id="predict" class="predict">${esc(t("predict"))}</button><div id="prediction"></div>` : ""}
     <h4>${esc(t("timeline"))}</h4><ol class="timeline">${tl}</ol>`;
+  if ($("#predict")) { $("#predict").onclick = () => predictMainBreak(inc.id); renderPrediction(inc.id); }
   $("#inc-detail").querySelectorAll("button.act").forEach((b) => { b.onclick = () => doAction(inc.id, b.dataset.act); });
   // a live update re-draws the detail: what the user was typing survives it
   const box = $("#act-text");
   if (box) { box.value = state.draft || ""; box.oninput = () => { state.draft = box.value; }; }
   if (inc.lon != null) state.map.map.panTo([inc.lat, inc.lon]);
+}
+
+// from live state: which valves to close and who loses water, before the crew arrives
+async function predictMainBreak(id) {
+  state.predictions[id] = { pending: true };
+  renderPrediction(id);
+  try {
+    const p = await api(`/api/scenarios/main-break?incident=${encodeURIComponent(id)}`);
+    state.predictions[id] = p;
+    state.map.setScenario(p.geojson, "prediction");
+    renderLayers();
+  } catch (e) {
+    state.predictions[id] = { error: e.status === 403 ? t("forbidden") : `${t("error")}: ${e.message}` };
+  }
+  renderPrediction(id);
+}
+
+// the prediction survives the live re-drawing of the incident's detail
+function renderPrediction(id) {
+  const box = $("#prediction");
+  const p = state.predictions[id];
+  if (!box || !p || state.selected !== id) return;
+  if (p.pending) { box.textContent = t("running"); return; }
+  if (p.error) { box.textContent = p.error; return; }
+  box.innerHTML = `<table id="prediction-table">
+      <tr><td>${esc(t("burst_pipe"))}</td><td>${esc(p.pipe)}</td></tr>
+      <tr><td>${esc(t("valves"))}</td><td data-n="${p.valves_to_close.length}">${esc(p.valves_to_close.map((v) => v.at_node).join(", "))}</td></tr>
+      <tr><td>${esc(t("cut_off"))}</td><td>${p.customers_cut_off_by_isolation.length}</td></tr>
+      <tr><td>${esc(t("no_water_open"))}</td><td>${p.customers_without_water_if_not_isolated.length}</td></tr>
+      <tr><td>${esc(t("leak_m3"))}</td><td>${Math.round(p.leak_m3_until_repair)}</td></tr></table>`;
 }
 
 async function doAction(id, action) {
@@ -359,7 +391,15 @@ $("#lang").onclick = toggleLang;
 $("#lang-login").onclick = toggleLang;
 $("#signout").onclick = () => { signOut(); location.reload(); };
 document.querySelectorAll(".tab").forEach((b) => { b.onclick = () => showTab(b.dataset.tab); });
-$("#inc-open").onchange = renderIncidents;
+$("#inc-open").onchange = async () => {
+  if (!$("#inc-open").checked && !state.allIncidents) { // the closed ones too, once
+    try {
+      (await api("/api/incidents?limit=2000")).forEach((i) => { if (!state.incidents.has(i.id)) state.incidents.set(i.id, i); });
+      state.allIncidents = true;
+    } catch (e) { /* the list stays as it is */ }
+  }
+  renderIncidents();
+};
 $("#sc-hazard").onchange = renderScenarioForm;
 $("#sc-form").onsubmit = runScenario;
 $("#rp-form").onsubmit = submitReport;

@@ -191,9 +191,11 @@ export class CityMap {
   }
 
   // -- scenario ---------------------------------------------------------------------------
-  setScenario(fc) {
-    if (this.groups.scenario) { this.map.removeLayer(this.groups.scenario.layer); delete this.groups.scenario; this.stats.layers -= 1; }
-    const colour = { failed: "#ef4444", damaged: "#ef4444", flooded: "#6366f1", closed: "#f59e0b", de_energised: "#eab308", no_water: "#06b6d4" };
+  // an overlay of what a simulation says (a scenario's impact, a main break's prediction)
+  setScenario(fc, key = "scenario") {
+    if (this.groups[key]) { this.map.removeLayer(this.groups[key].layer); delete this.groups[key]; this.stats.layers -= 1; }
+    const colour = { failed: "#ef4444", damaged: "#ef4444", flooded: "#6366f1", closed: "#f59e0b", de_energised: "#eab308",
+                     no_water: "#06b6d4", burst_pipe: "#ef4444", segment_pipe: "#f97316", valve: "#f8fafc", explosion_risk: "#dc2626" };
     const layer = L.geoJSON(fc, {
       renderer: this.renderer,
       style: (f) => ({ color: colour[f.properties.kind] || "#e11d48", weight: 4, opacity: 0.95 }),
@@ -201,7 +203,7 @@ export class CityMap {
         fillColor: colour[f.properties.kind] || "#e11d48", fillOpacity: 0.95 }),
       onEachFeature: (f, l) => l.bindPopup(() => `<b>${esc((isZh() && f.properties.name_zh) || f.properties.name_en || f.properties.asset)}</b><br>${esc(f.properties.network)} · ${esc(f.properties.kind)}`),
     });
-    this._add("scenario", layer, "scenario", true, "#e11d48");
+    this._add(key, layer, key, true, "#e11d48");
     return fc.features.length;
   }
 }
