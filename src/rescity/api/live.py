@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 
 from rescity.api.respond import Me
 from rescity.api.twin import _staff, live_feed
-from rescity.respond.credentials import read_token
 from rescity.service.live import Cursor
 
 router = APIRouter(prefix="/api", tags=["live"])
@@ -45,25 +44,30 @@ def _sse(event: str, data: Any, cursor: Cursor | None = None) -> bytes:
             ).encode("utf-8")
 
 
+def catalogue(app: FastAPI) -> Any:
+    """The warning models' catalogue (loaded on first use)."""
+    cat = getattr(app.state, "catalogue", None)
+    if cat is None:
+        from rescity.monitor.specs import load_catalogue
+
+        cat = app.state.catalogue = load_catalogue()
+    return cat
+
+
 @router.get("/alarms")
 def alarms(request: Request, user: Me) -> list[dict[str, Any]]:
     """The alarms not resolved now (pending or firing) that the caller may see, with their
     level, state and place."""
     _staff(user)
-    return live_feed(request).open_alarms(user)  # type: ignore[no-any-return]
+    return live_feed(request.app).open_alarms(user)  # type: ignore[no-any-return]
 
 
 @router.get("/models")
 def models(request: Request, user: Me) -> list[dict[str, Any]]:
     """The warning models (name, kind, title in English and Chinese), to label warnings."""
     _staff(user)
-    cat = getattr(request.app.state, "catalogue", None)
-    if cat is None:
-        from rescity.monitor.specs import load_catalogue
-
-        cat = request.app.state.catalogue = load_catalogue()
     return [{"name": m.name, "kind": m.kind, "title": m.title or m.summary, "title_zh": m.title_zh,
-             "enabled": m.enabled} for m in cat.models.values()]
+             "enabled": m.enabled} for m in catalogue(request.app).models.values()]
 
 
 @router.get("/stream", response_class=StreamingResponse,
@@ -76,12 +80,11 @@ async def stream(request: Request, user: Me,
                  once: Annotated[bool, Query(description="answer what is new and end (for tests)")] = False,
                  ) -> StreamingResponse:
     """Live events for the caller, from ``cursor`` (or ``Last-Event-ID``; default: now)."""
-    feed = live_feed(request)
+    feed = live_feed(request.app)
     start = Cursor.parse(last_event_id or cursor)
     if (last_event_id or cursor) and start is None:
         raise HTTPException(422, "cursor: expected '<alarm seq>.<audit seq>.<risk seq>'")
-    token = (request.headers.get("authorization") or "").split(" ", 1)[-1]
-    exp_ms = float(read_token(request.app.state.secret, token, request.app.state.token_clock() / 1000)["exp"]) * 1000
+    exp_ms = float(request.state.token_claims["exp"]) * 1000  # the token's, as the sign-in check read it
     clock = request.app.state.clock
 
     async def events() -> AsyncIterator[bytes]:

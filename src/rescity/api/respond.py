@@ -100,6 +100,7 @@ def _current_user(request: Request, token: Annotated[str | None, Depends(_oauth2
         claims = read_token(request.app.state.secret, token, request.app.state.token_clock() / 1000)
     except AuthError as e:
         raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.token_claims = claims  # for a stream that must end when the token does
     user = request.app.state.response.user(str(claims["sub"]))
     if user is None:
         raise HTTPException(401, "the account of this token no longer exists",

@@ -31,15 +31,21 @@ class HiddenHazard(BaseModel):
     network: str | None = Field(default=None, max_length=100)
 
 
-def _svc(request: Request, ts: int) -> Any:
-    svc = getattr(request.app.state, "risk", None)
+def risk_service(app: FastAPI) -> Any:
+    """The application's risk map (made on first use; 404 without a city)."""
+    svc = getattr(app.state, "risk", None)
     if svc is None:
         from rescity.service.risk import RiskService
 
-        store = request.app.state.store
+        store = app.state.store
         if store.info().get("city") in (None, ""):
             raise HTTPException(404, "no city in the store (build or import one first)")
-        svc = request.app.state.risk = RiskService(store, response=request.app.state.response)
+        svc = app.state.risk = RiskService(store, response=app.state.response)
+    return svc
+
+
+def _svc(request: Request, ts: int) -> Any:
+    svc = risk_service(request.app)
     svc.load_live(ts)
     return svc
 

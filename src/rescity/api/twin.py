@@ -58,11 +58,15 @@ class _Cache:
         self._items: dict[str, tuple[bytes, str]] = {}
 
     def get(self, key: str, build: Any) -> tuple[bytes, str]:
+        """The layer ``key``; on a miss ``build()`` makes its document (or is None: 404)."""
         with self._lock:
             hit = self._items.get(key)
         if hit is not None:
             return hit
-        body = json.dumps(build(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        doc = build()
+        if doc is None:
+            raise HTTPException(404, f"no layer {key!r}")
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         item = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
         with self._lock:
             self._items[key] = item
@@ -124,50 +128,54 @@ def network_geojson(name: str, request: Request, user: Me) -> dict[str, Any]:
     return network_to_geojson(_network(request, name))
 
 
-def layer_builders(store: Any) -> dict[str, Any]:
-    """The cached layers by key, each with the function that builds it from ``store``."""
-    out: dict[str, Any] = {f"net:{n}": (lambda n=n: network_layer(store.get_network(n))) for n in store.network_names()}
-    for lev in JurisdictionLevel:
-        out[f"jur:{lev.value}"] = lambda lev=lev: jurisdictions_to_geojson(store.get_jurisdictions(lev))
-    out["facilities"] = lambda: {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": _light(f.geometry),
-         "properties": {"id": f.id, "kind": str(getattr(f.kind, "value", f.kind)), "name": f.name,
-                        "name_zh": f.name_zh, "population_served": int(f.population_served)}}
-        for f in store.get_facilities()]}
-    out["sensors"] = lambda: {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": _light(s.geometry),
-         "properties": {"id": s.id, "asset": s.asset, "quantity": s.quantity, "unit": s.unit}}
-        for s in store.get_sensors()]}
-    return out
+def build_layer(store: Any, key: str) -> dict[str, Any] | None:
+    """The document of the cached layer ``key`` (``net:<name>``, ``jur:<level>``,
+    ``facilities``, ``sensors``) from ``store``; None if there is no such layer."""
+    kind, _, name = key.partition(":")
+    if kind == "net":
+        return network_layer(store.get_network(name)) if name in store.network_names() else None
+    if kind == "jur" and name in {lev.value for lev in JurisdictionLevel}:
+        return jurisdictions_to_geojson(store.get_jurisdictions(JurisdictionLevel(name)))
+    if key == "facilities":
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": _light(f.geometry),
+             "properties": {"id": f.id, "kind": str(getattr(f.kind, "value", f.kind)), "name": f.name,
+                            "name_zh": f.name_zh, "population_served": int(f.population_served)}}
+            for f in store.get_facilities()]}
+    if key == "sensors":
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": _light(s.geometry),
+             "properties": {"id": s.id, "asset": s.asset, "quantity": s.quantity, "unit": s.unit}}
+            for s in store.get_sensors()]}
+    return None
+
+
+def layer_keys(store: Any) -> list[str]:
+    """Every layer the dashboard may ask for."""
+    return ([f"net:{n}" for n in store.network_names()] + [f"jur:{lev.value}" for lev in JurisdictionLevel]
+            + ["facilities", "sensors"])
 
 
 def _layer(request: Request, key: str) -> Response:
-    build = layer_builders(_store(request)).get(key)
-    if build is None:
-        raise HTTPException(404, f"no layer {key!r}")
-    return _answer(request, key, build)
+    return _answer(request, key, lambda: build_layer(_store(request), key))
 
 
 def warm(app: FastAPI) -> None:
     """Build what the dashboard's first load asks for (every layer, the live feed, the
-    risk map, the warning models) so the first visitor after a start waits no longer
-    than the next. ``rescity serve`` runs it in a thread as the server starts."""
+    risk map, the warning models) through the getters the endpoints use, so the first
+    visitor after a start waits no longer than the next. ``rescity serve`` runs it in a
+    thread as the server starts."""
+    from rescity.api.live import catalogue
+    from rescity.api.risk import risk_service
+
     store = app.state.store
     try:
-        for key, build in layer_builders(store).items():
-            app.state.layer_cache.get(key, build)
-        from rescity.service.live import LiveFeed
-
-        app.state.live = getattr(app.state, "live", None) or LiveFeed(app.state.response)
+        for key in layer_keys(store):
+            app.state.layer_cache.get(key, lambda key=key: build_layer(store, key))
+        live_feed(app)
         if store.info().get("city"):
-            from rescity.service.risk import RiskService
-
-            if getattr(app.state, "risk", None) is None:
-                app.state.risk = RiskService(store, response=app.state.response)
-            app.state.risk.load_live(int(app.state.clock()))
-        from rescity.monitor.specs import load_catalogue
-
-        app.state.catalogue = getattr(app.state, "catalogue", None) or load_catalogue()
+            risk_service(app).load_live(int(app.state.clock()))
+        catalogue(app)
     except Exception as e:  # a warm-up is an optimisation: the first request builds what failed
         import sys
 
@@ -178,8 +186,6 @@ def warm(app: FastAPI) -> None:
 def network_map_layer(name: str, request: Request, user: Me) -> Response:
     """One network as the dashboard draws it (id, kind, name; 6 decimals; ETag)."""
     _staff(user)
-    if name not in set(_store(request).network_names()):
-        raise HTTPException(404, f"no network named {name!r}")
     return _layer(request, f"net:{name}")
 
 
@@ -204,10 +210,10 @@ def sensors(request: Request, user: Me) -> dict[str, Any]:
     severe open alarm on the sensor or its asset that the caller may see (``level`` 1 red
     .. 4 blue, 0 none; ``state`` firing, pending or normal)."""
     _staff(user)
-    body, _ = request.app.state.layer_cache.get("sensors", layer_builders(_store(request))["sensors"])
+    body, _ = request.app.state.layer_cache.get("sensors", lambda: build_layer(_store(request), "sensors"))
     fc = json.loads(body)
     worst: dict[str, tuple[int, str]] = {}
-    for a in live_feed(request).open_alarms(user):
+    for a in live_feed(request.app).open_alarms(user):
         if a["level"] <= 0:
             continue
         key = a["asset"]
@@ -222,12 +228,13 @@ def sensors(request: Request, user: Me) -> dict[str, Any]:
     return fc  # type: ignore[no-any-return]
 
 
-def live_feed(request: Request) -> Any:
-    feed = getattr(request.app.state, "live", None)
+def live_feed(app: FastAPI) -> Any:
+    """The application's live feed (made on first use)."""
+    feed = getattr(app.state, "live", None)
     if feed is None:
         from rescity.service.live import LiveFeed
 
-        feed = request.app.state.live = LiveFeed(request.app.state.response)
+        feed = app.state.live = LiveFeed(app.state.response)
     return feed
 
 

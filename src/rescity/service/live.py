@@ -144,7 +144,7 @@ class LiveFeed:
         out: list[dict[str, Any]] = []
         a_seq, i_seq, r_seq = cursor.alarm, cursor.audit, cursor.risk
         if can_see_twin(user):
-            rows = self.monitoring.alarm_events(after_seq=a_seq)[:limit]
+            rows = self.monitoring.alarm_events(after_seq=a_seq, limit=limit)
             for r in rows:
                 a_seq = int(r["seq"])
                 if not r["alarm_id"]:

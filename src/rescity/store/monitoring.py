@@ -374,15 +374,18 @@ class MonitoringStore:
             if updated.rowcount == 0:
                 conn.execute(sa.insert(alarm_table), [row])
 
-    def alarm_events(self, alarm_id: str | None = None, *, after_seq: int = 0) -> list[dict[str, Any]]:
+    def alarm_events(self, alarm_id: str | None = None, *, after_seq: int = 0,
+                     limit: int | None = None) -> list[dict[str, Any]]:
         """Stored alarm events in order (of one alarm; only those after ``after_seq``, so
-        a follower reads what is new, not the whole log)."""
+        a follower reads what is new, not the whole log; at most ``limit``)."""
         t = alarm_event_table.c
         q = sa.select(alarm_event_table).order_by(t.seq)
         if alarm_id is not None:
             q = q.where(t.alarm_id == alarm_id)
         if after_seq:
             q = q.where(t.seq > after_seq)
+        if limit is not None:
+            q = q.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 

@@ -42,10 +42,10 @@ setUnauthorizedHandler(() => { signOut(); showLogin(); });
 async function start() {
   const t0 = performance.now();
   // everything at once: who am I, and (for staff, as the token says) every layer
+  const staffData = (me) => Promise.all([CityMap.fetchBase(me), api("/api/risk/cells"), api("/api/sensors/geojson"),
+    api("/api/models"), api("/api/alarms"), api("/api/incidents?open=true")]);
   const guess = tokenRole() || "citizen";
-  const staffLoad = guess !== "citizen" ? Promise.all([CityMap.fetchBase({ role: guess }),
-    api("/api/risk/cells"), api("/api/sensors/geojson"), api("/api/models"), api("/api/alarms"),
-    api("/api/incidents?open=true")]) : null;
+  const staffLoad = guess !== "citizen" ? staffData({ role: guess }) : null;
   if (staffLoad) staffLoad.catch(() => {});
   state.me = await api("/api/me");
   document.body.dataset.view = "app";
@@ -62,8 +62,7 @@ async function start() {
   const m = state.map;
   if (staff) {
     const [base, risk, sensors, models, alarms, incidents] = await (staffLoad && guess === state.me.role ? staffLoad
-      : Promise.all([CityMap.fetchBase(state.me), api("/api/risk/cells"), api("/api/sensors/geojson"),
-        api("/api/models"), api("/api/alarms"), api("/api/incidents?open=true")]));
+      : staffData(state.me));
     state.fetchMs = performance.now() - t0;
     m.drawBase(state.me, base);
     m.drawRisk(risk);
